@@ -1,0 +1,199 @@
+"""Pure conversions between protocol ``Message`` objects and store records.
+
+* ``to_new_message``: a validated SendMessage entry -> ``store.NewMessage`` (validation lives in
+  ``validation.py``; this only maps fields).
+* ``to_delivered_message``: a ``store.StoredMessage`` -> the delivered ``definition_pb2.Message``
+  (protocol doc §4.9), used by ReceiveMessage and by orphaned-transaction checks.
+
+Identity: the id a producer gets back from SendMessage is the store's message id (it decodes to
+node + commit-log offset, so it resolves without an index). The delivered message carries the
+same id, so a sender and a consumer agree on it. The client-generated id is kept in the
+``__UNIQ_KEY`` property for tracing. A message re-appended by the delivery engine (retry, DLQ,
+timer, transaction commit) carries its first id in ``__ORIGIN_MSG_ID``, which wins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Final
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from rocketmq.grpc_protocol import definition_pb2 as pb
+
+from brokers.node.store.model import (
+    PROP_DELIVERY_TIME_MS,
+    PROP_DLQ_ORIGIN,
+    PROP_MESSAGE_GROUP,
+    PROP_ORIGIN_MSG_ID,
+    PROP_ORIGIN_TOPIC,
+    PROP_TRANSACTION_ID,
+    MessageFlag,
+    NewMessage,
+    StoredMessage,
+)
+
+#: The producer-generated message id (5.x "v1" id), kept for tracing.
+PROP_UNIQ_KEY: Final = "__UNIQ_KEY"
+#: Upper-case hex MD5 of the body, computed once when the message is written (delivered as
+#: ``body_digest``; absent on records written before it existed: then computed per delivery).
+PROP_BODY_MD5: Final = "__BODY_MD5"
+#: Namespace separator in stored topic names: ``<namespace>%<topic>``.
+NS_SEP: Final = "%"
+
+
+def stored_topic(namespace: str, topic: str) -> str:
+    return f"{namespace}{NS_SEP}{topic}"
+
+
+def split_stored_topic(stored: str) -> tuple[str, str]:
+    """``"ns%T"`` -> ``("ns", "T")``; a name without separator has the empty namespace."""
+    ns, sep, name = stored.partition(NS_SEP)
+    return (ns, name) if sep else ("", stored)
+
+
+def timestamp_to_ms(ts: Timestamp) -> int:
+    """Protocol Timestamp -> epoch ms; tolerates the SDK putting milliseconds in ``seconds``
+    (protocol doc G11)."""
+    if ts.seconds > 10**11:
+        return ts.seconds
+    return ts.seconds * 1000 + ts.nanos // 1_000_000
+
+
+_FIFO: Final = int(MessageFlag.FIFO)
+_DELAY: Final = int(MessageFlag.DELAY)
+_TRANSACTION: Final = int(MessageFlag.TRANSACTION_HALF | MessageFlag.TRANSACTION_COMMIT)
+_TYPE_OF_FLAGS: dict[int, int] = {}
+
+
+def message_type_of(flags: int) -> int:
+    """The protocol message type of stored flags (cached per flags value: IntFlag ``&`` is
+    slow, and this runs for every delivered message)."""
+    t = _TYPE_OF_FLAGS.get(flags)
+    if t is None:
+        f = int(flags)
+        if f & _FIFO:
+            t = pb.FIFO
+        elif f & _DELAY:
+            t = pb.DELAY
+        elif f & _TRANSACTION:
+            t = pb.TRANSACTION
+        else:
+            t = pb.NORMAL
+        if len(_TYPE_OF_FLAGS) < 1024:
+            _TYPE_OF_FLAGS[flags] = t
+    return t
+
+
+_FLAGS_OF_TYPE: Final = {
+    pb.NORMAL: MessageFlag.NORMAL,
+    pb.FIFO: MessageFlag.FIFO,
+    pb.DELAY: MessageFlag.DELAY,
+    pb.TRANSACTION: MessageFlag.TRANSACTION_HALF,
+}
+
+
+def to_new_message(
+    msg: pb.Message,
+    *,
+    stored_topic_name: str,
+    queue_id: int,
+    message_type: int,
+    born_host_fallback: str,
+    extra_properties: Mapping[str, str] | None = None,
+) -> NewMessage:
+    """Map a (validated) SendMessage entry to the store's append input."""
+    sp = msg.system_properties
+    props: dict[str, str] = dict(msg.user_properties)
+    if sp.message_id:
+        props[PROP_UNIQ_KEY] = sp.message_id
+    if sp.HasField("message_group"):
+        props[PROP_MESSAGE_GROUP] = sp.message_group
+    if sp.HasField("delivery_timestamp"):
+        props[PROP_DELIVERY_TIME_MS] = str(timestamp_to_ms(sp.delivery_timestamp))
+    if extra_properties:
+        props.update(extra_properties)
+    # Computed once here, not on every delivery (consumers verify it; the body never changes
+    # after this point: timer/half/DLQ copies keep body and properties).
+    props[PROP_BODY_MD5] = hashlib.md5(msg.body).hexdigest().upper()
+    born_ms = timestamp_to_ms(sp.born_timestamp) if sp.HasField("born_timestamp") else 0
+    return NewMessage(
+        topic=stored_topic_name,
+        queue_id=queue_id,
+        body=msg.body,
+        tag=sp.tag if sp.HasField("tag") else "",
+        keys=tuple(sp.keys),
+        properties=props,
+        born_timestamp_ms=born_ms,
+        born_host=sp.born_host or born_host_fallback,
+        flags=int(_FLAGS_OF_TYPE.get(message_type, MessageFlag.NORMAL)),
+    )
+
+
+def body_digest(body: bytes | memoryview) -> pb.Digest:
+    return pb.Digest(type=pb.MD5, checksum=hashlib.md5(body).hexdigest().upper())
+
+
+def public_message_id(stored: StoredMessage) -> str:
+    return stored.properties.get(PROP_ORIGIN_MSG_ID) or stored.msg_id
+
+
+def to_delivered_message(
+    stored: StoredMessage,
+    *,
+    receipt_handle: str,
+    delivery_attempt: int,
+    invisible_duration_s: float | None = None,
+    store_host: str = "",
+) -> pb.Message:
+    """The delivered form of a stored message (protocol doc §4.9). Pure; no I/O.
+
+    The topic is reported bare, in its namespace: the origin topic for retry/DLQ copies.
+    """
+    props = stored.properties
+    namespace, topic = split_stored_topic(props.get(PROP_ORIGIN_TOPIC) or stored.topic)
+    body = bytes(stored.body)
+    md5 = props.get(PROP_BODY_MD5) or hashlib.md5(body).hexdigest().upper()
+    born, stored_ms = stored.born_timestamp_ms, stored.store_timestamp_ms
+    sp = pb.SystemProperties(
+        message_id=props.get(PROP_ORIGIN_MSG_ID) or stored.msg_id,
+        body_digest={"type": pb.MD5, "checksum": md5},
+        body_encoding=pb.IDENTITY,
+        message_type=message_type_of(stored.flags),
+        born_timestamp={"seconds": born // 1000, "nanos": born % 1000 * 1_000_000},
+        born_host=stored.born_host,
+        store_timestamp={"seconds": stored_ms // 1000, "nanos": stored_ms % 1000 * 1_000_000},
+        store_host=store_host,
+        queue_id=stored.queue_id,
+        queue_offset=stored.queue_offset,
+        receipt_handle=receipt_handle,
+        delivery_attempt=max(1, delivery_attempt),
+    )
+    if stored.tag:
+        sp.tag = stored.tag
+    if stored.keys:
+        sp.keys.extend(stored.keys)
+    if PROP_MESSAGE_GROUP in props:
+        sp.message_group = props[PROP_MESSAGE_GROUP]
+    if PROP_DELIVERY_TIME_MS in props:
+        due = int(props[PROP_DELIVERY_TIME_MS])
+        ts = sp.delivery_timestamp
+        ts.seconds, ts.nanos = due // 1000, due % 1000 * 1_000_000
+    if invisible_duration_s is not None:
+        whole = int(invisible_duration_s)
+        inv = sp.invisible_duration
+        inv.seconds, inv.nanos = whole, int((invisible_duration_s - whole) * 1e9)
+    if PROP_DLQ_ORIGIN in props:
+        sp.dead_letter_queue.CopyFrom(
+            pb.DeadLetterQueue(topic=props[PROP_DLQ_ORIGIN], message_id=public_message_id(stored))
+        )
+    return pb.Message(
+        topic=pb.Resource(resource_namespace=namespace, name=topic),
+        user_properties={k: v for k, v in props.items() if not k.startswith("__")},
+        system_properties=sp,
+        body=body,
+    )
+
+
+def transaction_id_of(stored: StoredMessage) -> str:
+    return stored.properties.get(PROP_TRANSACTION_ID) or public_message_id(stored)

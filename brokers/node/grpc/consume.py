@@ -1,0 +1,243 @@
+"""ReceiveMessage, AckMessage, ChangeInvisibleDuration, ForwardMessageToDeadLetterQueue
+(protocol doc §4.8, 4.10-4.12), wired to the delivery engine."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Final
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from rocketmq.grpc_protocol import definition_pb2 as pb
+from rocketmq.grpc_protocol import service_pb2 as spb
+
+from brokers.node.config import Action, GroupSpec, NamespaceSpec, ResourceKind, TopicSpec
+from brokers.node.delivery import (
+    AckStatus,
+    ChangeInvisibleStatus,
+    ConsumerGroup,
+    DlqStatus,
+    dlq_topic,
+)
+from brokers.node.filter import FilterType, compile_filter
+from brokers.node.quota import QuotaVerdict
+
+from .boundary import Call, admit, translate, unary
+from .codec import stored_topic, to_delivered_message
+from .errors import MqError, Unauthorized
+from .route import DLQ_PREFIX, resolve_topic
+from .runtime import NodeRuntime
+from .status import OK_STATUS, QUOTA_CODES, status
+
+Code = pb.Code
+MAX_LONG_POLL_S: Final = 20.0
+#: Time kept back from the client's deadline so the stream ends before it (G7).
+DEADLINE_RESERVE_S: Final = 0.5
+_FILTER_TYPES: Final = {pb.TAG: "TAG", pb.SQL: "SQL", pb.FILTER_TYPE_UNSPECIFIED: "TAG"}
+
+
+def _ms(duration: object) -> int:
+    return int(duration.seconds * 1000 + duration.nanos // 1_000_000)  # type: ignore[attr-defined]
+
+
+def _now_ts() -> Timestamp:
+    ts = Timestamp()
+    ts.GetCurrentTime()
+    return ts
+
+
+def long_poll_budget_ms(request: spb.ReceiveMessageRequest, remaining_s: float | None) -> int:
+    """Polling time: the request's, capped at 20 s and at the deadline minus a reserve."""
+    wanted = (
+        _ms(request.long_polling_timeout) / 1000
+        if request.HasField("long_polling_timeout") else MAX_LONG_POLL_S
+    )
+    wanted = min(wanted, MAX_LONG_POLL_S)
+    if remaining_s is not None:
+        wanted = min(wanted, remaining_s - DEADLINE_RESERVE_S)
+    return max(0, int(wanted * 1000))
+
+
+class _Target:
+    """Resolved (namespace, group, topic) of a consumer request, ACL-checked."""
+
+    __slots__ = ("ns", "group", "topic", "stored", "engine_group")
+
+    def __init__(self, rt: NodeRuntime, call: Call, group_name: str, topic_name: str) -> None:
+        self.ns: NamespaceSpec = call.principal.namespace
+        self.topic: TopicSpec = resolve_topic(rt, self.ns, topic_name)
+        self.group: GroupSpec = rt.group(self.ns, group_name)
+        call.principal.require(ResourceKind.GROUP, self.group.name, Action.SUB)
+        if not self.topic.name.startswith(DLQ_PREFIX):
+            call.principal.require(ResourceKind.TOPIC, self.topic.name, Action.SUB)
+            self.stored = stored_topic(self.ns.name, self.topic.name)
+        else:
+
+            # %DLQ%<g> holds the dead letters of group <g> (not of the consuming group).
+            dead_group = self.topic.name[len(DLQ_PREFIX):]
+            call.principal.require(ResourceKind.GROUP, dead_group, Action.SUB)
+            self.stored = dlq_topic(self.ns.name, dead_group)
+        self.engine_group: ConsumerGroup = rt.consumer_group(self.ns, self.group)
+
+
+class ConsumeHandlers:
+    runtime: NodeRuntime
+
+    async def ReceiveMessage(
+        self, request: spb.ReceiveMessageRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[spb.ReceiveMessageResponse]:
+        try:
+            messages = await self._receive(request, context)
+        except Exception as exc:  # noqa: BLE001 - status frame, then end (§4.8)
+            yield spb.ReceiveMessageResponse(status=translate(exc, "ReceiveMessage"))
+            if not isinstance(exc, Unauthorized):  # refused callers get exactly one frame
+                yield spb.ReceiveMessageResponse(delivery_timestamp=_now_ts())
+            return
+        if not messages:
+            yield spb.ReceiveMessageResponse(status=status(Code.MESSAGE_NOT_FOUND, "no new message"))
+        else:
+            yield spb.ReceiveMessageResponse(status=OK_STATUS)
+            for m in messages:
+                yield spb.ReceiveMessageResponse(message=m)
+        yield spb.ReceiveMessageResponse(delivery_timestamp=_now_ts())
+
+    async def _receive(
+        self, request: spb.ReceiveMessageRequest, context: grpc.aio.ServicerContext
+    ) -> list[pb.Message]:
+        rt = self.runtime
+        queue = request.message_queue
+        call = admit(rt, context,
+                     [request.group.resource_namespace, queue.topic.resource_namespace],
+                     method="ReceiveMessage")
+        target = _Target(rt, call, request.group.name, queue.topic.name)
+        engine = rt.delivery
+        decision = rt.quotas.check_receive(target.ns.name)
+        if decision.verdict is not QuotaVerdict.OK:
+            rt.metrics.throttle(target.ns.name, "receive")
+            raise MqError(decision.detail, QUOTA_CODES[decision.verdict])
+        expr = request.filter_expression
+        filt = compile_filter(
+            FilterType(_FILTER_TYPES.get(expr.type, "TAG")), expr.expression or "*"
+        )
+        invisible_ms: int | None
+        if request.auto_renew:
+            invisible_ms = None
+        elif request.HasField("invisible_duration"):
+            invisible_ms = _ms(request.invisible_duration)
+        else:
+            raise MqError("invisible_duration is required without auto_renew",
+                          Code.ILLEGAL_INVISIBLE_TIME)
+        batch = request.batch_size if request.batch_size > 0 else 32
+        # Like the proxy, pop from any queue of this broker and ignore message_queue.id, FIFO
+        # groups included: the engine's queue lock keeps each message group in order. The
+        # Node.js SimpleConsumer (1.0.8) always asks for queue 0 (its load balancer compares
+        # queueId with the master broker id), so honouring the id starved queues 1..n-1.
+        queue_id = None
+        deliveries = await engine.receive(
+            group=target.engine_group, topic=target.stored, client_id=call.client_id,
+            max_messages=min(batch, 32), invisible_ms=invisible_ms, filter=filt,
+            long_poll_ms=long_poll_budget_ms(request, context.time_remaining()),
+            queue_id=queue_id,
+        )
+        now_ms = int(time.time() * 1000)
+        out = [
+            to_delivered_message(
+                d.message, receipt_handle=d.receipt_handle, delivery_attempt=d.delivery_attempt,
+                invisible_duration_s=max(0, d.invisible_until_ms - now_ms) / 1000,
+            )
+            for d in deliveries
+        ]
+        if out:
+            rt.quotas.charge_receive(target.ns.name, len(out))
+            rt.metrics.delivered(target.ns.name, target.topic.name, len(out),
+                                 sum(len(m.body) for m in out))
+        return out
+
+    @unary(spb.AckMessageResponse)
+    async def AckMessage(
+        self, request: spb.AckMessageRequest, context: grpc.aio.ServicerContext
+    ) -> spb.AckMessageResponse:
+        rt = self.runtime
+        call = admit(rt, context, [request.group.resource_namespace,
+                                   request.topic.resource_namespace], method="AckMessage")
+        target = _Target(rt, call, request.group.name, request.topic.name)
+        engine = rt.delivery
+        entries = []
+        for e in request.entries:
+            result = await engine.ack(group=target.engine_group, topic=target.stored,
+                                      receipt_handle=e.receipt_handle)
+            if result in (AckStatus.OK, AckStatus.ALREADY_ACKED):
+                st = OK_STATUS
+            else:
+                st = status(Code.INVALID_RECEIPT_HANDLE,
+                            f"receipt handle is {result.value.lower().replace('_', ' ')}")
+            entries.append(spb.AckMessageResultEntry(
+                message_id=e.message_id, receipt_handle=e.receipt_handle, status=st))
+        if not entries:
+            raise MqError("no ack entry in request", Code.BAD_REQUEST)
+        failed = [e.status for e in entries if e.status.code != Code.OK]
+        return spb.AckMessageResponse(status=failed[0] if failed else OK_STATUS, entries=entries)
+
+    @unary(spb.ChangeInvisibleDurationResponse)
+    async def ChangeInvisibleDuration(
+        self, request: spb.ChangeInvisibleDurationRequest, context: grpc.aio.ServicerContext
+    ) -> spb.ChangeInvisibleDurationResponse:
+        try:
+            return await self._change_invisible(request, context)
+        except Exception as exc:  # noqa: BLE001 - keep the handle usable (G9)
+            return spb.ChangeInvisibleDurationResponse(
+                status=translate(exc, "ChangeInvisibleDuration"),
+                receipt_handle=request.receipt_handle,
+            )
+
+    async def _change_invisible(
+        self, request: spb.ChangeInvisibleDurationRequest, context: grpc.aio.ServicerContext
+    ) -> spb.ChangeInvisibleDurationResponse:
+        rt = self.runtime
+        call = admit(rt, context, [request.group.resource_namespace,
+                                   request.topic.resource_namespace],
+                     method="ChangeInvisibleDuration")
+        target = _Target(rt, call, request.group.name, request.topic.name)
+        result = await rt.delivery.change_invisible(
+            group=target.engine_group, topic=target.stored,
+            receipt_handle=request.receipt_handle,
+            invisible_ms=_ms(request.invisible_duration),
+        )
+        codes = {
+            ChangeInvisibleStatus.OK: OK_STATUS,
+            ChangeInvisibleStatus.INVALID_HANDLE: status(
+                Code.INVALID_RECEIPT_HANDLE, "receipt handle is invalid"),
+            ChangeInvisibleStatus.EXPIRED: status(
+                Code.INVALID_RECEIPT_HANDLE, "receipt handle has expired"),
+            ChangeInvisibleStatus.ILLEGAL_INVISIBLE_TIME: status(
+                Code.ILLEGAL_INVISIBLE_TIME, "invisible duration out of range"),
+        }
+        return spb.ChangeInvisibleDurationResponse(
+            status=codes[result.status],
+            receipt_handle=result.receipt_handle or request.receipt_handle,
+        )
+
+    @unary(spb.ForwardMessageToDeadLetterQueueResponse)
+    async def ForwardMessageToDeadLetterQueue(
+        self,
+        request: spb.ForwardMessageToDeadLetterQueueRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> spb.ForwardMessageToDeadLetterQueueResponse:
+        rt = self.runtime
+        call = admit(rt, context, [request.group.resource_namespace,
+                                   request.topic.resource_namespace],
+                     method="ForwardMessageToDeadLetterQueue")
+        target = _Target(rt, call, request.group.name, request.topic.name)
+        result = await rt.delivery.forward_to_dlq(
+            group=target.engine_group, topic=target.stored, receipt_handle=request.receipt_handle
+        )
+        codes = {
+            DlqStatus.OK: OK_STATUS,
+            DlqStatus.INVALID_HANDLE: status(Code.INVALID_RECEIPT_HANDLE,
+                                             "receipt handle is invalid"),
+            DlqStatus.EXPIRED: status(Code.INVALID_RECEIPT_HANDLE, "receipt handle has expired"),
+            DlqStatus.STORE_ERROR: status(Code.INTERNAL_SERVER_ERROR,
+                                          "could not write the dead-letter queue"),
+        }
+        return spb.ForwardMessageToDeadLetterQueueResponse(status=codes[result])
