@@ -1,0 +1,457 @@
+"""Throughput and latency of the broker node's gRPC endpoint (prints figures; bounded runs).
+
+    .venv/bin/python bench/grpc_bench.py [--quick] [--durability sync|async|both]
+
+Measures, with 1 KiB bodies, against a real ``python -m brokers.node`` process on 127.0.0.1:
+
+* single-message SendMessage RPCs/s, driven by h2load (nghttp2-client) with a pre-encoded,
+  signed gRPC frame (the signature covers only x-mq-date-time, so one header stays valid);
+* batched SendMessage (16 messages per request), msgs/s, same driver;
+* the official Python SDK producer (blocking ``send`` from several threads): msgs/s, p50/p99;
+* consume with ack (raw grpc.aio receive of 32 + one AckMessage per batch): msgs/s;
+* send -> receive latency and send RPC latency at a paced 3k msgs/s;
+* the store alone (in-process ``append`` / ``append_many``), and an empty grpc.aio SendMessage
+  handler driven the same way (the ceiling of the gRPC stack on this machine), for comparison.
+
+The machine is shared: figures are indicative, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+AK, SK, NS = "AK_BENCH", "sk-bench-0123456789", "bench"
+BODY = b"x" * 1024
+SEND_PATH = "/apache.rocketmq.v2.MessagingService/SendMessage"
+
+
+def bench_state(rates: tuple[int, ...] = (3000, 500)) -> dict[str, Any]:
+    lat_topics = {f"lat{r}": {"queues": 4} for r in rates}
+    lat_groups = {f"glat{r}": {} for r in rates}
+    return {
+        "version": 1,
+        "namespaces": {NS: {
+            "topics": {"bench": {"queues": 8}, **lat_topics},
+            "groups": {"gb": {}, **lat_groups},
+            "credentials": {AK: {"secrets": [SK], "acl": [
+                {"resource": "topic", "pattern": "*", "actions": ["pub", "sub"]},
+                {"resource": "group", "pattern": "*", "actions": ["sub"]},
+            ]}},
+        }},
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def signed_headers() -> list[tuple[str, str]]:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    sig = hmac.new(SK.encode(), stamp.encode(), hashlib.sha1).hexdigest()
+    return [
+        ("x-mq-date-time", stamp), ("x-mq-client-id", f"bench@{os.getpid()}@0@x"),
+        ("x-mq-namespace", NS), ("x-mq-request-id", str(uuid.uuid4())),
+        ("authorization",
+         f"MQv2-HMAC-SHA1 Credential={AK}, SignedHeaders=x-mq-date-time, Signature={sig}"),
+    ]
+
+
+class NodeProcess:
+    def __init__(self, root: Path, durability: str, rates: tuple[int, ...] = (3000, 500)) -> None:
+        self.root = root
+        self.grpc_port, self.metrics_port = free_port(), free_port()
+        (root / "state.json").write_text(json.dumps(bench_state(rates)))
+        self.log = (root / "node.log").open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "brokers.node", "--state-file", str(root / "state.json"),
+             "--data-dir", str(root / "data"), "--grpc-port", str(self.grpc_port),
+             "--metrics-port", str(self.metrics_port), "--durability", durability,
+             "--log-level", "WARNING"],
+            cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.metrics_port}/healthz", timeout=1
+                ) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("node did not become healthy")
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+# --------------------------------------------------------------------------- h2load driver
+
+
+def send_request_bytes(n_messages: int) -> bytes:
+    from rocketmq.grpc_protocol import definition_pb2 as pb
+    from rocketmq.grpc_protocol import service_pb2 as spb
+
+    msgs = [
+        pb.Message(
+            topic=pb.Resource(resource_namespace=NS, name="bench"), body=BODY,
+            system_properties=pb.SystemProperties(
+                message_id=f"01BENCH{i:08d}", message_type=pb.NORMAL, tag="bench",
+                born_host="127.0.0.1",
+            ),
+        )
+        for i in range(n_messages)
+    ]
+    payload = spb.SendMessageRequest(messages=msgs).SerializeToString()
+    return b"\x00" + struct.pack(">I", len(payload)) + payload  # gRPC length-prefixed frame
+
+
+def run_h2load(node: NodeProcess | EmptyServer, n_messages: int, requests: int, clients: int,
+               streams: int, tmp: Path, *, duration_s: float | None = None,
+               log_file: Path | None = None) -> dict[str, float]:
+    """``duration_s`` runs for that long instead of ``requests`` requests (h2load -D);
+    ``log_file`` gets one line per request (start us, HTTP status, elapsed us)."""
+    frame = tmp / f"send{n_messages}.bin"
+    frame.write_bytes(send_request_bytes(n_messages))
+    count = ["-D", f"{int(duration_s * 1000)}ms"] if duration_s else ["-n", str(requests)]
+    cmd = ["h2load", f"http://{node.endpoint}{SEND_PATH}", "-d", str(frame), *count,
+           "-c", str(clients), "-m", str(streams), "-t", "1",
+           "-H", "content-type: application/grpc", "-H", "te: trailers"]
+    if log_file is not None:
+        cmd.append(f"--log-file={log_file}")
+    for k, v in signed_headers():
+        cmd += ["-H", f"{k}: {v}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300).stdout
+    rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))  # type: ignore[union-attr]
+    ok = int(re.search(r"(\d+) succeeded", out).group(1))  # type: ignore[union-attr]
+    mean = re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", out)
+    return {"req_s": rps, "msgs_s": rps * n_messages, "succeeded": ok,
+            "mean_latency": mean.group(1) if mean else "?"}  # type: ignore[dict-item]
+
+
+# --------------------------------------------------------------------------- SDK producer
+
+
+def sdk_producer(node: NodeProcess, total: int, threads: int) -> dict[str, float]:
+    from rocketmq import ClientConfiguration, Credentials, Message, Producer
+
+    producer = Producer(ClientConfiguration(node.endpoint, Credentials(AK, SK), namespace=NS),
+                        ("bench",))
+    producer.startup()
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def worker(n: int) -> None:
+        local = []
+        for _ in range(n):
+            m = Message()
+            m.topic, m.body = "bench", BODY
+            t0 = time.perf_counter()
+            producer.send(m)
+            local.append(time.perf_counter() - t0)
+        with lock:
+            latencies.extend(local)
+
+    start = time.perf_counter()
+    ts = [threading.Thread(target=worker, args=(total // threads,)) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    elapsed = time.perf_counter() - start
+    producer.shutdown()
+    latencies.sort()
+    return {"msgs_s": len(latencies) / elapsed, "p50_ms": latencies[len(latencies) // 2] * 1e3,
+            "p99_ms": latencies[int(len(latencies) * 0.99)] * 1e3}
+
+
+# --------------------------------------------------------------------------- raw aio client
+
+
+def _stub(endpoint: str) -> tuple[Any, Any]:
+    import grpc
+    from rocketmq.grpc_protocol import service_pb2_grpc
+
+    channel = grpc.aio.insecure_channel(endpoint)
+    return channel, service_pb2_grpc.MessagingServiceStub(channel)
+
+
+def _receive_request(batch: int, poll_s: int, topic: str = "bench", group: str = "gb") -> Any:
+    from rocketmq.grpc_protocol import definition_pb2 as pb
+    from rocketmq.grpc_protocol import service_pb2 as spb
+
+    return spb.ReceiveMessageRequest(
+        group=pb.Resource(resource_namespace=NS, name=group),
+        message_queue=pb.MessageQueue(topic=pb.Resource(resource_namespace=NS, name=topic),
+                                      id=-1),
+        filter_expression=pb.FilterExpression(type=pb.TAG, expression="*"),
+        batch_size=batch, invisible_duration={"seconds": 60},
+        long_polling_timeout={"seconds": poll_s},
+    )
+
+
+async def _receive_and_ack(stub: Any, batch: int, poll_s: int = 2, topic: str = "bench",
+                           group: str = "gb") -> list[Any]:
+    from rocketmq.grpc_protocol import definition_pb2 as pb
+    from rocketmq.grpc_protocol import service_pb2 as spb
+
+    msgs = []
+    async for frame in stub.ReceiveMessage(_receive_request(batch, poll_s, topic, group),
+                                           metadata=signed_headers(), timeout=poll_s + 3):
+        if frame.HasField("message"):
+            msgs.append(frame.message)
+    if msgs:
+        await stub.AckMessage(spb.AckMessageRequest(
+            group=pb.Resource(resource_namespace=NS, name=group),
+            topic=pb.Resource(resource_namespace=NS, name=topic),
+            entries=[spb.AckMessageEntry(message_id=m.system_properties.message_id,
+                                         receipt_handle=m.system_properties.receipt_handle)
+                     for m in msgs],
+        ), metadata=signed_headers(), timeout=5)
+    return msgs
+
+
+async def consume_with_ack(node: NodeProcess, expected: int, loops: int,
+                           limit_s: float) -> dict[str, float]:
+    channel, stub = _stub(node.endpoint)
+    got = 0
+    start = time.perf_counter()
+
+    async def loop() -> None:
+        nonlocal got
+        while got < expected and time.perf_counter() - start < limit_s:
+            # Await first: `got += len(await ...)` reads `got` before the await, so concurrent
+            # loops would overwrite each other's counts (it halved the figure with 2 loops).
+            received = len(await _receive_and_ack(stub, 32, poll_s=1))
+            got += received
+
+    await asyncio.gather(*(loop() for _ in range(loops)))
+    elapsed = time.perf_counter() - start
+    await channel.close()
+    return {"msgs_s": got / elapsed, "consumed": got}
+
+
+async def paced_latency(node: NodeProcess, rate: int, seconds: float) -> dict[str, float]:
+    """Send at ``rate`` msgs/s (single-message RPCs); measure send RPC and end-to-end latency."""
+    from rocketmq.grpc_protocol import definition_pb2 as pb
+    from rocketmq.grpc_protocol import service_pb2 as spb
+
+    channel, stub = _stub(node.endpoint)
+    send_lat: list[float] = []
+    e2e: list[float] = []
+    failures: list[int] = []
+    stop = False
+
+    async def one(i: int) -> None:
+        body = struct.pack(">d", time.time()) + BODY[8:]
+        req = spb.SendMessageRequest(messages=[pb.Message(
+            topic=pb.Resource(resource_namespace=NS, name=f"lat{rate}"), body=body,
+            system_properties=pb.SystemProperties(message_id=f"01LAT{i:010d}",
+                                                  message_type=pb.NORMAL))])
+        t0 = time.perf_counter()
+        try:
+            await stub.SendMessage(req, metadata=headers, timeout=5)
+        except Exception:  # noqa: BLE001 - counted, not fatal
+            failures.append(i)
+            return
+        send_lat.append(time.perf_counter() - t0)
+
+    async def consumer() -> None:
+        while not stop:
+            try:
+                got = await _receive_and_ack(stub, 32, poll_s=1, topic=f"lat{rate}",
+                                             group=f"glat{rate}")
+            except Exception:  # noqa: BLE001 - keep consuming
+                await asyncio.sleep(0.05)
+                continue
+            for m in got:
+                e2e.append(time.time() - struct.unpack(">d", m.body[:8])[0])
+
+    headers = signed_headers()
+    consumers = [asyncio.create_task(consumer()) for _ in range(2)]
+    tasks = []
+    start = time.perf_counter()
+    n = int(rate * seconds)
+    for i in range(n):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    achieved = n / (time.perf_counter() - start)
+    await asyncio.sleep(1.5)
+    stop = True
+    await asyncio.gather(*consumers)
+    await channel.close()
+    send_lat.sort()
+    e2e.sort()
+
+    def pct(xs: list[float], p: float) -> float:
+        return xs[min(len(xs) - 1, int(len(xs) * p))] * 1e3 if xs else float("nan")
+
+    return {"achieved_rate": achieved, "send_p50_ms": pct(send_lat, 0.5),
+            "send_p99_ms": pct(send_lat, 0.99), "e2e_p50_ms": pct(e2e, 0.5),
+            "e2e_p99_ms": pct(e2e, 0.99), "received": len(e2e), "failed": len(failures)}
+
+
+# --------------------------------------------------------------------------- ceilings
+
+_EMPTY_SERVER = """
+import asyncio, sys, grpc
+from rocketmq.grpc_protocol import service_pb2_grpc, service_pb2 as spb, definition_pb2 as pb
+OK = pb.Status(code=pb.Code.OK, message="OK")
+class S(service_pb2_grpc.MessagingServiceServicer):
+    async def SendMessage(self, request, context):
+        return spb.SendMessageResponse(status=OK, entries=[
+            spb.SendResultEntry(status=OK, message_id=m.system_properties.message_id)
+            for m in request.messages])
+async def main():
+    s = grpc.aio.server()
+    service_pb2_grpc.add_MessagingServiceServicer_to_server(S(), s)
+    s.add_insecure_port("127.0.0.1:" + sys.argv[1])
+    await s.start()
+    print("ready", flush=True)
+    await s.wait_for_termination()
+asyncio.run(main())
+"""
+
+
+class EmptyServer:
+    """An empty grpc.aio SendMessage handler: what grpcio alone costs per call here."""
+
+    def __init__(self) -> None:
+        self.grpc_port = free_port()
+        self.proc = subprocess.Popen([sys.executable, "-c", _EMPTY_SERVER, str(self.grpc_port)],
+                                     stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+# --------------------------------------------------------------------------- store only
+
+
+async def store_only(root: Path, durability: str, total: int) -> dict[str, float]:
+    from brokers.node.store import MessageStore, NewMessage, StoreConfig
+
+    store = await MessageStore.open(StoreConfig(root=root, durability=durability))  # type: ignore[arg-type]
+    msg = NewMessage(topic=f"{NS}%bench", queue_id=0, body=BODY, tag="bench")
+    start = time.perf_counter()
+    sem = asyncio.Semaphore(128)
+
+    async def one() -> None:
+        async with sem:
+            await store.append(msg)
+
+    await asyncio.gather(*(one() for _ in range(total)))
+    single = total / (time.perf_counter() - start)
+    start = time.perf_counter()
+    batches = total // 16
+    for i in range(0, batches, 8):
+        await asyncio.gather(*(store.append_many([msg] * 16) for _ in range(8)))
+    batched = batches * 16 / (time.perf_counter() - start)
+    await store.close()
+    return {"single_appends_s": single, "batched16_msgs_s": batched}
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="small counts; < 60 s")
+    ap.add_argument("--durability", choices=("sync", "async", "both"), default="both")
+    ap.add_argument("--rates", type=int, nargs="+", default=[3000, 500],
+                    help="paced send rates (msgs/s) for the latency phase")
+    args = ap.parse_args()
+    if not shutil.which("h2load"):
+        sys.exit("h2load not found: apt-get install -y nghttp2-client")
+    q = args.quick
+    modes = ("sync", "async") if args.durability == "both" else (args.durability,)
+    tmp = Path(tempfile.mkdtemp(prefix="grpc-bench-"))
+    try:
+        empty = EmptyServer()
+        try:
+            r1 = run_h2load(empty, 1, 5000 if q else 30000, 4, 32, tmp)
+            r16 = run_h2load(empty, 16, 500 if q else 3000, 4, 8, tmp)
+            print(f"grpc.aio empty handler (ceiling): {r1['req_s']:8.0f} single sends/s, "
+                  f"{r16['msgs_s']:8.0f} msgs/s in batches of 16", flush=True)
+        finally:
+            empty.stop()
+        for mode in modes:
+            print(f"== durability={mode} ==", flush=True)
+            s = asyncio.run(store_only(tmp / f"store-{mode}", mode, 4000 if q else 20000))
+            print(f"store only      : {s['single_appends_s']:8.0f} appends/s (128 in flight), "
+                  f"{s['batched16_msgs_s']:8.0f} msgs/s in batches of 16", flush=True)
+            node = NodeProcess(Path(tempfile.mkdtemp(dir=tmp)), mode, tuple(args.rates))
+            try:
+                r = run_h2load(node, 1, 5000 if q else 30000, 4, 32, tmp)
+                print(f"h2load single   : {r['req_s']:8.0f} sends/s  "
+                      f"(mean {r['mean_latency']}, {r['succeeded']:.0f} ok)", flush=True)
+                r = run_h2load(node, 16, 500 if q else 3000, 4, 8, tmp)
+                print(f"h2load batch 16 : {r['msgs_s']:8.0f} msgs/s ({r['req_s']:.0f} req/s)",
+                      flush=True)
+                r = sdk_producer(node, 1000 if q else 5000, 8)
+                print(f"SDK producer    : {r['msgs_s']:8.0f} msgs/s  p50 {r['p50_ms']:.2f} ms  "
+                      f"p99 {r['p99_ms']:.2f} ms (8 threads, blocking send)", flush=True)
+                backlog = (5000 if q else 30000) + (500 if q else 3000) * 16 + (1000 if q else 5000)
+                c = asyncio.run(consume_with_ack(node, backlog, 2, 15 if q else 60))
+                print(f"consume + ack   : {c['msgs_s']:8.0f} msgs/s ({c['consumed']:.0f} msgs, "
+                      f"2 loops x batch 32, one AckMessage per batch)", flush=True)
+                for rate in args.rates:
+                    lat = asyncio.run(paced_latency(node, rate, 3 if q else 10))
+                    print(f"paced {rate:5d}/s   : achieved {lat['achieved_rate']:.0f}/s, send p50 "
+                          f"{lat['send_p50_ms']:.2f} ms p99 {lat['send_p99_ms']:.2f} ms; "
+                          f"send->receive p50 {lat['e2e_p50_ms']:.1f} ms p99 "
+                          f"{lat['e2e_p99_ms']:.1f} ms ({lat['received']:.0f} received, "
+                          f"{lat['failed']:.0f} send errors)", flush=True)
+            finally:
+                node.stop()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
