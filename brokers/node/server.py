@@ -9,7 +9,6 @@ then the metrics port, the engine, and finally the store (flush + clean-shutdown
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any, Final
@@ -178,10 +177,10 @@ class Node:
             await self._grpc.stop(self.config.shutdown_grace_s)
         if self._metrics_server is not None:
             await self._metrics_server.stop()
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*tasks, return_exceptions=True)  # never swallows our own cancel
         if self.delivery is not None:
             await self.delivery.stop()
         if self.store is not None:

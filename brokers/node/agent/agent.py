@@ -107,13 +107,12 @@ class NodeAgent:
         self._task = asyncio.create_task(self._run(), name="node-agent")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            # gather() lets our own cancellation (node shutdown) through, unlike a bare
+            # ``except CancelledError`` around ``await task``.
+            await asyncio.gather(task, return_exceptions=True)
 
     def _backoff(self, attempt: int) -> float:
         """Equal jitter: uniform in [cap/2, cap], cap = min(max, initial * 2**attempt)."""
@@ -158,10 +157,10 @@ class NodeAgent:
                 await self._handle(ws, raw)
         finally:
             beat.cancel()
-            try:
-                await beat
-            except (asyncio.CancelledError, ConnectionClosed):
-                pass
+            # Not ``except CancelledError`` around ``await beat``: that would also swallow a
+            # cancellation of this task (agent.stop) arriving meanwhile, and the reconnect
+            # loop would outlive the node's shutdown.
+            await asyncio.gather(beat, return_exceptions=True)
 
     async def _handle(self, ws: ClientConnection, raw: str | bytes) -> None:
         try:

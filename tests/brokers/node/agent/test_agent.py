@@ -84,6 +84,35 @@ def test_backoff_grows_with_jitter_and_is_capped() -> None:
     assert delays[3] > delays[0] and max(delays) <= 8
 
 
+async def test_stop_is_not_lost_while_a_session_tears_down(tmp_path: Path) -> None:
+    """Regression: a stop() arriving while the agent waited for its heartbeat task to end (the
+    control plane had just closed) was swallowed, and the reconnect loop outlived the node's
+    shutdown. A metrics report that takes a moment to cancel holds that window open."""
+    async def slow_report() -> dict:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.5)  # e.g. finishing a disk scan before giving up
+            raise
+        return {}
+
+    cp = FakeControlPlane(default_state(version=1))
+    await cp.start()
+    agent = NodeAgent(
+        AgentConfig(f"ws://127.0.0.1:{cp.port}/", node_id=1, token="t", heartbeat_interval_s=0.01,
+                    backoff_initial_s=0.01, backoff_max_s=0.02),
+        _holder(tmp_path), NodeMetrics(), slow_report,
+    )
+    await agent.start()
+    await _until(lambda: cp.of_type("heartbeat"))
+    await cp.stop()
+    await asyncio.sleep(0.1)  # the session has ended; its heartbeat task is still cancelling
+    stopping = asyncio.create_task(agent.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=3)  # not wait_for: the old bug ate its cancel
+    assert stopping in done, "agent.stop() did not return: its cancellation was swallowed"
+    assert agent._task is None and not agent.connected.is_set()
+
+
 async def test_agent_applies_acks_heartbeats_and_reconnects(tmp_path: Path) -> None:
     cp = FakeControlPlane(default_state(version=5))
     await cp.start()
