@@ -111,10 +111,12 @@ class AlertContactViewSet(ServiceViewSet):
     serializer_class = AlertContactSerializer
     update_serializer_class = AlertContactSerializer
     write_role = Role.ADMIN
-    http_method_names = ["get", "post", "delete", "head", "options"]
 
     def service_create(self, data: dict[str, Any]) -> Model:
         return alerting.alert_contact_create(organisation=self.get_organisation(), actor=self.actor, **data)
+
+    def service_update(self, obj: AlertContact, data: dict[str, Any]) -> Model:
+        return alerting.alert_contact_update(contact=obj, actor=self.actor, **data)
 
     def service_delete(self, obj: AlertContact) -> None:
         alerting.alert_contact_delete(contact=obj, actor=self.actor)

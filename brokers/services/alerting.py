@@ -421,6 +421,27 @@ def alert_contact_create(*, organisation: Organisation, email: str, name: str = 
 
 
 @transaction.atomic
+def alert_contact_update(*, contact: AlertContact, actor: Actor, email: str | None = None,
+                         name: str | None = None) -> AlertContact:
+    """Change a contact's address and/or name (the address stays unique in its organisation)."""
+    before = {"email": contact.email, "name": contact.name}
+    if email is not None:
+        email = email.strip().lower()
+        taken = AlertContact.objects.filter(organisation_id=contact.organisation_id, email=email)
+        if taken.exclude(pk=contact.pk).exists():
+            raise InvalidInput("email", "is already an alert contact.", reason_code="unique")
+        contact.email = email
+    if name is not None:
+        contact.name = name
+    after = {"email": contact.email, "name": contact.name}
+    if after != before:
+        contact.save(update_fields=["email", "name"])
+        _audit(actor=actor, organisation=contact.organisation, obj=contact, action="update", before=before,
+               after=after)
+    return contact
+
+
+@transaction.atomic
 def alert_contact_delete(*, contact: AlertContact, actor: Actor) -> None:
     _audit(actor=actor, organisation=contact.organisation, obj=contact, action="delete",
            before={"email": contact.email})
