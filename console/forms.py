@@ -154,27 +154,117 @@ class ConfirmNameForm(forms.Form):
         return value
 
 
-class AlertRuleForm(forms.Form):
-    instance = forms.ChoiceField(label="Instance")
+class AlertRuleEditForm(forms.Form):
+    """What can change on an existing rule. The instance and the condition (kind) stay: the
+    threshold's unit depends on the condition, so another condition is another rule."""
+
     name = forms.CharField(label="Name", max_length=120)
-    kind = forms.ChoiceField(label="Condition")
+    enabled = forms.BooleanField(label="Enabled (evaluated every minute)", required=False)
     threshold = forms.FloatField(label="Threshold", min_value=0, help_text="Fires when the value is above it (unit in the condition).")
     topic = forms.CharField(label="Only topic", max_length=127, required=False)
     group = forms.CharField(label="Only consumer group", max_length=127, required=False)
-    duration_seconds = forms.IntegerField(label="Holds for (seconds)", min_value=0, initial=300)
+    duration_seconds = forms.IntegerField(label="Holds for (seconds)", min_value=0, max_value=7 * 86_400, initial=300,
+                                          help_text="The condition must hold this long before the alert fires; 0 fires at once.")
     recipients = forms.CharField(label="Recipients (e-mails, comma-separated)", required=False,
                                  help_text="Empty: the organisation's alert contacts (or its owners and admins).")
 
+    def clean_recipients(self) -> list[str]:
+        values = [v.strip() for v in self.cleaned_data["recipients"].split(",") if v.strip()]
+        if len(values) > 20:
+            raise forms.ValidationError("At most 20 recipients; add an alert contact list address instead.")
+        for value in values:
+            try:
+                forms.EmailField().clean(value)
+            except forms.ValidationError as exc:
+                raise forms.ValidationError(f"“{value}” is not an e-mail address.") from exc
+        return values
+
+
+class AlertRuleForm(AlertRuleEditForm):
+    """A new rule: also which instance and which condition."""
+
+    instance = forms.ChoiceField(label="Instance")
+    kind = forms.ChoiceField(label="Condition")
+    field_order = ["instance", "name", "kind", "threshold", "topic", "group", "duration_seconds", "recipients", "enabled"]
+
     def __init__(self, *args: Any, instances: list[tuple[int, str]], kinds: list[tuple[str, str]], **kwargs: Any) -> None:
+        kwargs.setdefault("initial", {}).setdefault("enabled", True)
         super().__init__(*args, **kwargs)
         self.fields["instance"].choices = instances
         self.fields["kind"].choices = kinds
 
-    def clean_recipients(self) -> list[str]:
-        values = [v.strip() for v in self.cleaned_data["recipients"].split(",") if v.strip()]
-        for value in values:
-            forms.EmailField().clean(value)
-        return values
+
+class AlertContactForm(forms.Form):
+    email = forms.EmailField(label="E-mail", help_text="Receives every alert of the organisation's instances "
+                                                      "(rules with their own recipients excepted).")
+    name = forms.CharField(label="Name", max_length=120, required=False, help_text="Optional, e.g. “On-call rota”.")
+
+
+class TopicEditForm(forms.ModelForm):
+    """A topic's mutable settings; the name and message type are fixed once created."""
+
+    retention_hours = forms.IntegerField(label="Retention (hours)", min_value=1,
+                                         help_text="At most the instance's retention.")
+
+    class Meta:
+        model = Topic
+        fields = ["queue_count", "retention_hours", "description"]
+        labels = {"queue_count": "Queues"}
+        help_texts = {"queue_count": "Up to 64. Queues can be added, never removed (their messages would be stranded)."}
+
+
+class GroupEditForm(forms.ModelForm):
+    """A consumer group's settings; the name is fixed once created."""
+
+    class Meta:
+        model = ConsumerGroup
+        fields = ["delivery", "fifo", "max_delivery_attempts", "retry_initial_backoff_ms", "retry_max_backoff_ms",
+                  "retry_backoff_multiplier", "description"]
+        labels = GroupForm.Meta.labels
+        help_texts = {
+            **GroupForm.Meta.help_texts,
+            "retry_backoff_multiplier": "Each retry waits this many times longer than the one before, up to the longest wait.",
+        }
+
+
+MiB_ = 1024 * 1024
+
+
+class InstanceEditForm(forms.Form):
+    """Description and per-instance quotas (at most the plan's; the organisation budgets cap the sums)."""
+
+    description = forms.CharField(label="Description", max_length=500, required=False)
+    send_tps = forms.IntegerField(label="Send TPS", min_value=1)
+    receive_tps = forms.IntegerField(label="Receive TPS", min_value=1)
+    storage_mib = forms.IntegerField(label="Storage (MiB)", min_value=1)
+    retention_hours = forms.IntegerField(label="Retention (hours)", min_value=1,
+                                         help_text="Lowering it also lowers topics that keep messages longer.")
+    max_message_kib = forms.IntegerField(label="Largest message (KiB)", min_value=1)
+
+    #: service field -> form field, so a refused quota shows on its own input.
+    ALIASES = {"storage_bytes": "storage_mib", "max_message_bytes": "max_message_kib",
+               "org_storage_budget_bytes": "storage_mib", "org_send_tps_budget": "send_tps"}
+
+    def __init__(self, *args: Any, plan: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        ceilings = {"send_tps": plan.send_tps, "receive_tps": plan.receive_tps,
+                    "storage_mib": plan.storage_bytes // MiB_, "retention_hours": plan.retention_hours,
+                    "max_message_kib": plan.max_message_bytes // 1024}
+        for name, ceiling in ceilings.items():
+            self.fields[name].help_text = " ".join(filter(None, [self.fields[name].help_text,
+                                                                 f"Plan {plan.name}: at most {ceiling}."]))
+
+    @staticmethod
+    def initial_for(instance: Instance) -> dict[str, Any]:
+        return {"description": instance.description, "send_tps": instance.send_tps, "receive_tps": instance.receive_tps,
+                "storage_mib": instance.storage_bytes // MiB_, "retention_hours": instance.retention_hours,
+                "max_message_kib": instance.max_message_bytes // 1024}
+
+    def service_fields(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {"description": data["description"], "send_tps": data["send_tps"], "receive_tps": data["receive_tps"],
+                "storage_bytes": data["storage_mib"] * MiB_, "retention_hours": data["retention_hours"],
+                "max_message_bytes": data["max_message_kib"] * 1024}
 
 
 class PlanForm(forms.Form):

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from console.views import accounts, assets, credentials, insights, instances, messages, operations
+from console.views import accounts, alerting, assets, credentials, edits, insights, instances, messages, operations
 
 app_name = "console"
 urlpatterns = [
@@ -25,6 +25,9 @@ urlpatterns = [
     path("instances/<int:instance_id>/", instances.instance_detail, name="instance"),
     path("instances/<int:instance_id>/status/", instances.instance_status, name="instance-status"),
     path("instances/<int:instance_id>/delete/", instances.instance_delete, name="instance-delete"),
+    path("instances/<int:instance_id>/edit/", edits.instance_edit, name="instance-edit"),
+    path("instances/<int:instance_id>/topics/<int:topic_id>/edit/", edits.topic_edit, name="topic-edit"),
+    path("instances/<int:instance_id>/groups/<int:group_id>/edit/", edits.group_edit, name="group-edit"),
     path("instances/<int:instance_id>/topics/new/", instances.topic_new, name="topic-new"),
     path("instances/<int:instance_id>/topics/<int:topic_id>/delete/", instances.topic_delete, name="topic-delete"),
     path("instances/<int:instance_id>/groups/new/", instances.group_new, name="group-new"),
@@ -51,8 +54,13 @@ urlpatterns = [
     path("instances/<int:instance_id>/metrics/", insights.dashboard, name="instance-metrics"),
     path("instances/<int:instance_id>/metrics/summary/", insights.dashboard_summary, name="instance-metrics-summary"),
     path("usage/", insights.usage, name="usage"),
-    path("alerts/", operations.alerts, name="alerts"),
-    path("alerts/rules/<int:rule_id>/delete/", operations.alert_rule_delete, name="alert-rule-delete"),
+    path("alerts/", alerting.alerts, name="alerts"),
+    path("alerts/rules/<int:rule_id>/", alerting.alert_rule_edit, name="alert-rule-edit"),
+    path("alerts/rules/<int:rule_id>/delete/", alerting.alert_rule_delete, name="alert-rule-delete"),
+    path("alerts/contacts/", alerting.contacts, name="alert-contacts"),
+    path("alerts/contacts/<int:contact_id>/", alerting.contact_edit, name="alert-contact-edit"),
+    path("alerts/contacts/<int:contact_id>/delete/", alerting.contact_delete, name="alert-contact-delete"),
     path("audit/", operations.audit, name="audit"),
     path("operators/", operations.ops, name="ops"),
+    path("operators/organisations/<int:organisation_id>/plan/", operations.ops_plan_assign, name="ops-plan-assign"),
 ]

@@ -1,65 +1,22 @@
-"""Alert rules and history, the audit log, and the operators' fleet overview."""
+"""The audit log, and the operators' fleet overview with plan assignment (alerts: :mod:`console.views.alerting`)."""
 from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_POST
 
-from brokers.models import Alert, AlertRule, AlertStatus, BrokerNode, Cluster, NodeEvent
-from brokers.models.alerting import PLATFORM_KINDS, RuleKind
-from brokers.services import alerting
-from console.errors import apply_error
-from console.forms import AlertRuleForm
+from brokers.models import Alert, AlertStatus, BrokerNode, Cluster, NodeEvent
+from console.forms import PlanForm
 from console.render import page
-from console.scoping import actor, org_view, require_role, scoped, scoped_get
+from console.scoping import actor, org_view, scoped
+from tenants import services
 from tenants.api.views.tenancy import AuditLogFilter
 from tenants.errors import ApplicationError
-from tenants.models import AuditLog, Instance, InstanceStatus, Role
-
-TENANT_KINDS = [(k.value, k.label) for k in RuleKind if k not in PLATFORM_KINDS]
-
-
-@org_view()
-@require_http_methods(["GET", "POST"])
-def alerts(request: HttpRequest) -> HttpResponse:
-    organisation = request.organisation
-    instances = scoped(Instance.objects.exclude(status=InstanceStatus.DELETING), organisation).order_by("name")
-    form = AlertRuleForm(request.POST or None, instances=[(i.pk, i.name) for i in instances], kinds=TENANT_KINDS)
-    if request.method == "POST":
-        require_role(request, Role.MEMBER)
-        if form.is_valid():
-            data = dict(form.cleaned_data)
-            instance = scoped_get(Instance.objects.all(), organisation, pk=data.pop("instance"))
-            try:
-                rule = alerting.alert_rule_create(instance=instance, actor=actor(request), **data)
-            except ApplicationError as exc:
-                apply_error(form, exc)
-            else:
-                messages.success(request, f"Alert rule “{rule.name}” created.")
-                return redirect("console:alerts")
-    rules = scoped(AlertRule.objects.select_related("instance"), organisation).order_by("instance__name", "id")
-    history = scoped(Alert.objects.select_related("rule", "instance"), organisation).order_by("-fired_at")
-    status = request.GET.get("status")
-    if status in AlertStatus.values:
-        history = history.filter(status=status)
-    return page(request, "console/operations/alerts.html", {
-        "section": "alerts", "rules": rules, "history": Paginator(history, 50).get_page(request.GET.get("page")),
-        "form": form, "status": status or "", "has_instances": instances.exists(),
-    }, status=400 if form.errors else 200)
-
-
-@org_view()
-@require_POST
-def alert_rule_delete(request: HttpRequest, rule_id: int) -> HttpResponse:
-    rule = scoped_get(AlertRule.objects.all(), request.organisation, pk=rule_id)
-    require_role(request, Role.MEMBER)
-    alerting.alert_rule_delete(rule=rule, actor=actor(request))
-    messages.success(request, f"Alert rule “{rule.name}” deleted.")
-    return redirect("console:alerts")
-
+from tenants.models import AuditLog, Organisation, Role
+from tenants.selectors import plans_list
 
 @org_view(Role.ADMIN)
 def audit(request: HttpRequest) -> HttpResponse:
@@ -78,17 +35,57 @@ def audit(request: HttpRequest) -> HttpResponse:
     })
 
 
-def ops(request: HttpRequest) -> HttpResponse:
-    """Platform operators (staff): every cluster, node, recent node event and open alert."""
+def _require_staff(request: HttpRequest) -> HttpResponse | None:
     if not request.user.is_authenticated:
         return redirect(f"/login/?next={request.path}")
     if not request.user.is_staff:
         raise PermissionDenied("Only platform operators can open this page.")
+    return None
+
+
+def _plan_choices() -> list[tuple[str, str]]:
+    return [(p.code, f"{p.name}{'' if p.self_service else ' (operators only)'}") for p in plans_list()]
+
+
+def ops(request: HttpRequest) -> HttpResponse:
+    """Platform operators (staff): every cluster, node, recent node event and open alert, and every
+    organisation with its plan (operators may assign any plan, self-service or not)."""
+    if (login := _require_staff(request)) is not None:
+        return login
+    organisations = Organisation.objects.select_related("plan").order_by("name")
     return page(request, "console/operations/ops.html", {
         "section": "ops",
+        "organisations": [(o, PlanForm(initial={"plan": o.plan.code}, plans=_plan_choices(), prefix=f"org{o.pk}"))
+                          for o in organisations],
         "clusters": Cluster.objects.select_related("organisation").order_by("name"),
         "nodes": BrokerNode.objects.select_related("cluster").order_by("cluster__name", "name"),
         "events": NodeEvent.objects.select_related("node").order_by("-id")[:100],
         "alerts": Alert.objects.filter(status=AlertStatus.FIRING).select_related("rule", "instance__organisation")
         .order_by("-fired_at")[:200],
     })
+
+
+@require_POST
+def ops_plan_assign(request: HttpRequest, organisation_id: int) -> HttpResponse:
+    """Operators put any organisation on any plan (``organisation_plan_assign`` with
+    ``operator=True``, as ``POST /api/v1/plans/{code}/assign/``); refused when its usage would not fit."""
+    if (login := _require_staff(request)) is not None:
+        return login
+    organisation = Organisation.objects.select_related("plan").filter(pk=organisation_id).first()
+    if organisation is None:
+        raise Http404("Organisation not found.")
+    form = PlanForm(request.POST, plans=_plan_choices(), prefix=f"org{organisation.pk}")
+    if not form.is_valid():
+        messages.error(request, f"Pick one of the plans for {organisation.name}.")
+        return redirect("console:ops")
+    plan = next(p for p in plans_list() if p.code == form.cleaned_data["plan"])
+    if plan.pk == organisation.plan_id:
+        messages.info(request, f"{organisation.name} is already on the {plan.name} plan.")
+        return redirect("console:ops")
+    try:
+        services.organisation_plan_assign(organisation=organisation, plan=plan, actor=actor(request), operator=True)
+    except ApplicationError as exc:
+        messages.error(request, f"{organisation.name} stays on {organisation.plan.name}: {exc.message}")
+    else:
+        messages.success(request, f"{organisation.name} is now on the {plan.name} plan.")
+    return redirect("console:ops")
