@@ -1,6 +1,7 @@
 """Throughput and latency of the broker node's gRPC endpoint (prints figures; bounded runs).
 
     .venv/bin/python bench/grpc_bench.py [--quick] [--durability sync|async|both]
+        [--only ceiling,store,single,batch,sdk,consume,paced]
 
 Measures, with 1 KiB bodies, against a real ``python -m brokers.node`` process on 127.0.0.1:
 
@@ -10,10 +11,14 @@ Measures, with 1 KiB bodies, against a real ``python -m brokers.node`` process o
 * the official Python SDK producer (blocking ``send`` from several threads): msgs/s, p50/p99;
 * consume with ack (raw grpc.aio receive of 32 + one AckMessage per batch): msgs/s;
 * send -> receive latency and send RPC latency at a paced 3k msgs/s;
-* the store alone (in-process ``append`` / ``append_many``), and an empty grpc.aio SendMessage
-  handler driven the same way (the ceiling of the gRPC stack on this machine), for comparison.
+* the store alone (in-process ``append`` / ``append_many``), and the ceilings of grpcio on this
+  machine, driven by h2load like the node: a bare generic handler returning fixed bytes (unary,
+  and a ReceiveMessage stream of 32 pre-serialized ~1 KiB messages), and the generated servicer
+  with an empty SendMessage (protobuf parse + response build).
 
-The machine is shared: figures are indicative, never asserted.
+Every phase also prints the server's CPU time per message (all threads, /proc/<pid>/stat) and
+its share of a core: on a shared machine that is steadier than wall-clock throughput. The load
+average is printed at the start and the end. Figures are indicative, never asserted.
 """
 
 from __future__ import annotations
@@ -43,10 +48,14 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from _common import cpu_seconds  # noqa: E402
 
 AK, SK, NS = "AK_BENCH", "sk-bench-0123456789", "bench"
 BODY = b"x" * 1024
 SEND_PATH = "/apache.rocketmq.v2.MessagingService/SendMessage"
+RECEIVE_PATH = "/apache.rocketmq.v2.MessagingService/ReceiveMessage"
 
 
 def bench_state(rates: tuple[int, ...] = (3000, 500)) -> dict[str, Any]:
@@ -137,19 +146,25 @@ def send_request_bytes(n_messages: int) -> bytes:
         )
         for i in range(n_messages)
     ]
-    payload = spb.SendMessageRequest(messages=msgs).SerializeToString()
+    return grpc_frame(spb.SendMessageRequest(messages=msgs).SerializeToString())
+
+
+def grpc_frame(payload: bytes) -> bytes:
     return b"\x00" + struct.pack(">I", len(payload)) + payload  # gRPC length-prefixed frame
 
 
 def run_h2load(node: NodeProcess | EmptyServer, n_messages: int, requests: int, clients: int,
                streams: int, tmp: Path, *, duration_s: float | None = None,
-               log_file: Path | None = None) -> dict[str, float]:
+               log_file: Path | None = None, path: str = SEND_PATH,
+               body: bytes | None = None) -> dict[str, float]:
     """``duration_s`` runs for that long instead of ``requests`` requests (h2load -D);
-    ``log_file`` gets one line per request (start us, HTTP status, elapsed us)."""
-    frame = tmp / f"send{n_messages}.bin"
-    frame.write_bytes(send_request_bytes(n_messages))
+    ``log_file`` gets one line per request (start us, HTTP status, elapsed us). ``path`` and
+    ``body`` (a gRPC frame) replace the default SendMessage of ``n_messages`` messages;
+    ``n_messages`` then counts the messages each request moves (e.g. a receive stream's)."""
+    frame = tmp / f"req-{uuid.uuid4().hex}.bin"
+    frame.write_bytes(body if body is not None else send_request_bytes(n_messages))
     count = ["-D", f"{int(duration_s * 1000)}ms"] if duration_s else ["-n", str(requests)]
-    cmd = ["h2load", f"http://{node.endpoint}{SEND_PATH}", "-d", str(frame), *count,
+    cmd = ["h2load", f"http://{node.endpoint}{path}", "-d", str(frame), *count,
            "-c", str(clients), "-m", str(streams), "-t", "1",
            "-H", "content-type: application/grpc", "-H", "te: trailers"]
     if log_file is not None:
@@ -352,13 +367,47 @@ asyncio.run(main())
 """
 
 
-class EmptyServer:
-    """An empty grpc.aio SendMessage handler: what grpcio alone costs per call here."""
+_BARE_SERVER = """
+import asyncio, sys, grpc
+from rocketmq.grpc_protocol import service_pb2 as spb, definition_pb2 as pb
+OK = pb.Status(code=pb.Code.OK, message="OK")
+SEND = spb.SendMessageResponse(status=OK, entries=[spb.SendResultEntry(
+    status=OK, message_id="0" * 24, transaction_id="0" * 24)]).SerializeToString()
+MSG = pb.Message(topic=pb.Resource(resource_namespace="bench", name="bench"), body=b"x" * 1024,
+    system_properties=pb.SystemProperties(message_id="0" * 24, receipt_handle="r" * 80,
+        tag="t", message_type=pb.NORMAL, body_digest=pb.Digest(type=pb.MD5, checksum="A" * 32)))
+FRAMES = [spb.ReceiveMessageResponse(status=OK).SerializeToString()] + [
+    spb.ReceiveMessageResponse(message=MSG).SerializeToString()] * 32 + [
+    spb.ReceiveMessageResponse(delivery_timestamp={"seconds": 1}).SerializeToString()]
+async def send(request, context):
+    return SEND
+async def receive(request, context):
+    for f in FRAMES:
+        yield f
+h = grpc.method_handlers_generic_handler("apache.rocketmq.v2.MessagingService", {
+    "SendMessage": grpc.unary_unary_rpc_method_handler(send),
+    "ReceiveMessage": grpc.unary_stream_rpc_method_handler(receive)})
+async def main():
+    s = grpc.aio.server()
+    s.add_generic_rpc_handlers((h,))
+    s.add_insecure_port("127.0.0.1:" + sys.argv[1])
+    await s.start()
+    print("ready", flush=True)
+    await s.wait_for_termination()
+asyncio.run(main())
+"""
 
-    def __init__(self) -> None:
+
+class EmptyServer:
+    """A ceiling server: ``bare`` = generic handlers returning fixed bytes (no parsing at all;
+    ReceiveMessage yields 32 pre-serialized ~1 KiB messages), else the generated servicer with an
+    empty SendMessage (protobuf parse + response build): what grpcio alone costs per call."""
+
+    def __init__(self, bare: bool = False) -> None:
         self.grpc_port = free_port()
-        self.proc = subprocess.Popen([sys.executable, "-c", _EMPTY_SERVER, str(self.grpc_port)],
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _BARE_SERVER if bare else _EMPTY_SERVER, str(self.grpc_port)],
+            stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
 
     @property
@@ -399,58 +448,141 @@ async def store_only(root: Path, durability: str, total: int) -> dict[str, float
 # --------------------------------------------------------------------------- main
 
 
+PHASES = ("ceiling", "store", "single", "batch", "sdk", "consume", "paced")
+
+
+class Cpu:
+    """Server CPU (all threads, from /proc/<pid>/stat) over a phase: printed per message."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def __enter__(self) -> Cpu:
+        self.c0, self.t0 = cpu_seconds(self.pid), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cpu = cpu_seconds(self.pid) - self.c0
+        self.wall = time.perf_counter() - self.t0
+
+    def per(self, n: float) -> str:
+        if not n or self.cpu != self.cpu:
+            return "server CPU ?"
+        return (f"{self.cpu / n * 1e6:5.0f} us server CPU/msg, "
+                f"server {100 * self.cpu / self.wall:3.0f}% of a core")
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def ceilings(tmp: Path, q: bool) -> None:
+    """grpcio alone on this machine: bare generic handlers (fixed bytes, no parsing) and the
+    generated servicer with an empty SendMessage, driven by h2load like the node."""
+    n = 5 if q else 10
+    bare = EmptyServer(bare=True)
+    try:
+        for c, m in ((4, 32), (16, 16)):
+            with Cpu(bare.proc.pid) as cpu:
+                r = run_h2load(bare, 1, 0, c, m, tmp, duration_s=n)
+            print(f"ceiling bare unary (-c{c} -m{m}) : {r['req_s']:8.0f} RPCs/s  "
+                  f"[{cpu.per(r['succeeded'])}]", flush=True)
+        recv = grpc_frame(_receive_request(32, 1).SerializeToString())
+        with Cpu(bare.proc.pid) as cpu:
+            r = run_h2load(bare, 32, 0, 4, 8, tmp, duration_s=n, path=RECEIVE_PATH, body=recv)
+        print(f"ceiling bare stream of 32     : {r['msgs_s']:8.0f} msgs/s ({r['req_s']:.0f} "
+              f"streams/s)  [{cpu.per(r['succeeded'] * 32)}]", flush=True)
+    finally:
+        bare.stop()
+    empty = EmptyServer()
+    try:
+        with Cpu(empty.proc.pid) as cpu:
+            r1 = run_h2load(empty, 1, 0, 4, 32, tmp, duration_s=n)
+        print(f"ceiling empty servicer single : {r1['req_s']:8.0f} RPCs/s  "
+              f"[{cpu.per(r1['succeeded'])}]", flush=True)
+        with Cpu(empty.proc.pid) as cpu:
+            r16 = run_h2load(empty, 16, 0, 4, 8, tmp, duration_s=n)
+        print(f"ceiling empty servicer batch16: {r16['msgs_s']:8.0f} msgs/s  "
+              f"[{cpu.per(r16['succeeded'] * 16)}]", flush=True)
+    finally:
+        empty.stop()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="small counts; < 60 s")
+    ap.add_argument("--quick", action="store_true", help="small counts; < 90 s")
     ap.add_argument("--durability", choices=("sync", "async", "both"), default="both")
     ap.add_argument("--rates", type=int, nargs="+", default=[3000, 500],
                     help="paced send rates (msgs/s) for the latency phase")
+    ap.add_argument("--only", default=",".join(PHASES),
+                    help=f"comma-separated subset of {','.join(PHASES)}")
     args = ap.parse_args()
     if not shutil.which("h2load"):
         sys.exit("h2load not found: apt-get install -y nghttp2-client")
     q = args.quick
+    only = set(args.only.split(","))
     modes = ("sync", "async") if args.durability == "both" else (args.durability,)
     tmp = Path(tempfile.mkdtemp(prefix="grpc-bench-"))
+    print(f"start: {load()}", flush=True)
+    secs = 5 if q else 15
     try:
-        empty = EmptyServer()
-        try:
-            r1 = run_h2load(empty, 1, 5000 if q else 30000, 4, 32, tmp)
-            r16 = run_h2load(empty, 16, 500 if q else 3000, 4, 8, tmp)
-            print(f"grpc.aio empty handler (ceiling): {r1['req_s']:8.0f} single sends/s, "
-                  f"{r16['msgs_s']:8.0f} msgs/s in batches of 16", flush=True)
-        finally:
-            empty.stop()
+        if "ceiling" in only:
+            ceilings(tmp, q)
         for mode in modes:
             print(f"== durability={mode} ==", flush=True)
-            s = asyncio.run(store_only(tmp / f"store-{mode}", mode, 4000 if q else 20000))
-            print(f"store only      : {s['single_appends_s']:8.0f} appends/s (128 in flight), "
-                  f"{s['batched16_msgs_s']:8.0f} msgs/s in batches of 16", flush=True)
+            if "store" in only:
+                s = asyncio.run(store_only(tmp / f"store-{mode}", mode, 4000 if q else 20000))
+                print(f"store only      : {s['single_appends_s']:8.0f} appends/s (128 in flight), "
+                      f"{s['batched16_msgs_s']:8.0f} msgs/s in batches of 16", flush=True)
             node = NodeProcess(Path(tempfile.mkdtemp(dir=tmp)), mode, tuple(args.rates))
+            pid = node.proc.pid
+            backlog = 0
             try:
-                r = run_h2load(node, 1, 5000 if q else 30000, 4, 32, tmp)
-                print(f"h2load single   : {r['req_s']:8.0f} sends/s  "
-                      f"(mean {r['mean_latency']}, {r['succeeded']:.0f} ok)", flush=True)
-                r = run_h2load(node, 16, 500 if q else 3000, 4, 8, tmp)
-                print(f"h2load batch 16 : {r['msgs_s']:8.0f} msgs/s ({r['req_s']:.0f} req/s)",
-                      flush=True)
-                r = sdk_producer(node, 1000 if q else 5000, 8)
-                print(f"SDK producer    : {r['msgs_s']:8.0f} msgs/s  p50 {r['p50_ms']:.2f} ms  "
-                      f"p99 {r['p99_ms']:.2f} ms (8 threads, blocking send)", flush=True)
-                backlog = (5000 if q else 30000) + (500 if q else 3000) * 16 + (1000 if q else 5000)
-                c = asyncio.run(consume_with_ack(node, backlog, 2, 15 if q else 60))
-                print(f"consume + ack   : {c['msgs_s']:8.0f} msgs/s ({c['consumed']:.0f} msgs, "
-                      f"2 loops x batch 32, one AckMessage per batch)", flush=True)
-                for rate in args.rates:
-                    lat = asyncio.run(paced_latency(node, rate, 3 if q else 10))
-                    print(f"paced {rate:5d}/s   : achieved {lat['achieved_rate']:.0f}/s, send p50 "
-                          f"{lat['send_p50_ms']:.2f} ms p99 {lat['send_p99_ms']:.2f} ms; "
-                          f"send->receive p50 {lat['e2e_p50_ms']:.1f} ms p99 "
-                          f"{lat['e2e_p99_ms']:.1f} ms ({lat['received']:.0f} received, "
-                          f"{lat['failed']:.0f} send errors)", flush=True)
+                if "single" in only:
+                    with Cpu(pid) as cpu:
+                        r = run_h2load(node, 1, 0, 4, 32, tmp, duration_s=secs)
+                    backlog += int(r["succeeded"])
+                    print(f"h2load single   : {r['req_s']:8.0f} sends/s  (mean "
+                          f"{r['mean_latency']}, {r['succeeded']:.0f} ok, -c4 -m32)  "
+                          f"[{cpu.per(r['succeeded'])}]", flush=True)
+                if "batch" in only:
+                    with Cpu(pid) as cpu:
+                        r = run_h2load(node, 16, 0, 4, 8, tmp, duration_s=secs)
+                    backlog += int(r["succeeded"]) * 16
+                    print(f"h2load batch 16 : {r['msgs_s']:8.0f} msgs/s ({r['req_s']:.0f} req/s, "
+                          f"-c4 -m8)  [{cpu.per(r['succeeded'] * 16)}]", flush=True)
+                if "sdk" in only:
+                    total = 1000 if q else 5000
+                    with Cpu(pid) as cpu:
+                        r = sdk_producer(node, total, 8)
+                    backlog += total
+                    print(f"SDK producer    : {r['msgs_s']:8.0f} msgs/s  p50 {r['p50_ms']:.2f} ms  "
+                          f"p99 {r['p99_ms']:.2f} ms (8 threads, blocking send)  "
+                          f"[{cpu.per(total)}]", flush=True)
+                if "consume" in only:
+                    if backlog < 20000:
+                        run_h2load(node, 16, (20000 - backlog) // 16 + 1, 4, 8, tmp)
+                        backlog = 20000
+                    with Cpu(pid) as cpu:
+                        c = asyncio.run(consume_with_ack(node, backlog, 2, 15 if q else 60))
+                    print(f"consume + ack   : {c['msgs_s']:8.0f} msgs/s ({c['consumed']:.0f} msgs, "
+                          f"2 loops x batch 32, one AckMessage per batch)  "
+                          f"[{cpu.per(c['consumed'])}]", flush=True)
+                if "paced" in only:
+                    for rate in args.rates:
+                        with Cpu(pid) as cpu:
+                            lat = asyncio.run(paced_latency(node, rate, 3 if q else 10))
+                        print(f"paced {rate:5d}/s   : achieved {lat['achieved_rate']:.0f}/s, send "
+                              f"p50 {lat['send_p50_ms']:.2f} ms p99 {lat['send_p99_ms']:.2f} ms; "
+                              f"send->receive p50 {lat['e2e_p50_ms']:.1f} ms p99 "
+                              f"{lat['e2e_p99_ms']:.1f} ms ({lat['received']:.0f} received, "
+                              f"{lat['failed']:.0f} send errors)  "
+                              f"[{cpu.per(lat['received'])}]", flush=True)
             finally:
                 node.stop()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        print(f"end: {load()}", flush=True)
 
 
 if __name__ == "__main__":
