@@ -3,7 +3,8 @@ asks the instance's broker node over the admin channel (docs/fleet.md, "Admin ch
 
 Roles as in the REST API (``brokers/api/admin.py``): members and up query messages, traces and the
 DLQ; admins and owners reset offsets and resend, through the services that also write the audit
-entry. Another organisation's instance or group is a 404 before any role check.
+entry. Another organisation's instance or group is a 404 before any role check (the role is
+checked after the scoped lookup, so a viewer of one organisation gets 404, not 403, for another's).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from django.views.decorators.http import require_POST
 from brokers.services import admin as admin_service
 from console.forms import MessageQueryForm, ResetOffsetApplyForm
 from console.render import page
-from console.scoping import actor, org_view, scoped_get
+from console.scoping import actor, org_view, require_role, scoped_get
 from tenants.errors import ApplicationError, ErrorCode
 from tenants.models import ConsumerGroup, Instance, Role
 
@@ -72,10 +73,11 @@ def _with_times(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------- messages
-@org_view(Role.MEMBER)
+@org_view()
 def message_search(request: HttpRequest, instance_id: int) -> HttpResponse:
     """By id, by topic + key, or by topic + store time (paged with the node's cursor)."""
     instance = _instance(request, instance_id)
+    require_role(request, Role.MEMBER)
     topics = list(instance.topics.order_by("name").values_list("name", flat=True))
     form = MessageQueryForm(request.GET or None, topics=topics)
     results: list[dict[str, Any]] | None = None
@@ -148,10 +150,11 @@ def _timeline(trace: dict[str, Any]) -> list[dict[str, Any]]:
     return steps
 
 
-@org_view(Role.MEMBER)
+@org_view()
 def message_detail(request: HttpRequest, instance_id: int, msg_id: str) -> HttpResponse:
     """The message (properties, body preview) and its trace as a timeline, per group status."""
     instance = _instance(request, instance_id)
+    require_role(request, Role.MEMBER)
     try:
         trace = admin_service.node_request(instance, "message.trace", {"msg_id": msg_id})
     except ApplicationError as exc:
@@ -171,11 +174,12 @@ def message_detail(request: HttpRequest, instance_id: int, msg_id: str) -> HttpR
 
 # ---------------------------------------------------------------------- offset reset
 @require_POST
-@org_view(Role.ADMIN)
+@org_view()
 def group_reset_offset(request: HttpRequest, instance_id: int, group_id: int) -> HttpResponse:
     """Apply the reset previewed on the group page (the service audits it)."""
     instance = _instance(request, instance_id)
     group = _group(request, instance, group_id)
+    require_role(request, Role.ADMIN)
     form = ResetOffsetApplyForm(request.POST)
     back = reverse("console:group", args=[instance.pk, group.pk])
     if not form.is_valid():
@@ -196,11 +200,12 @@ def group_reset_offset(request: HttpRequest, instance_id: int, group_id: int) ->
 
 
 # ---------------------------------------------------------------------- dead letters
-@org_view(Role.MEMBER)
+@org_view()
 def group_dlq(request: HttpRequest, instance_id: int, group_id: int) -> HttpResponse:
     """The group's dead-letter queue, oldest first, 25 per page."""
     instance = _instance(request, instance_id)
     group = _group(request, instance, group_id)
+    require_role(request, Role.MEMBER)
     cursor = request.GET.get("cursor", "")
     args: dict[str, Any] = {"group": group.name, "limit": 25}
     if cursor.isdigit():
@@ -218,11 +223,12 @@ def group_dlq(request: HttpRequest, instance_id: int, group_id: int) -> HttpResp
     })
 
 
-@org_view(Role.ADMIN)
+@org_view()
 def group_dlq_resend(request: HttpRequest, instance_id: int, group_id: int, msg_id: str) -> HttpResponse:
     """GET: what a resend does, for this message; POST: resend it (the service audits it)."""
     instance = _instance(request, instance_id)
     group = _group(request, instance, group_id)
+    require_role(request, Role.ADMIN)
     back = reverse("console:group-dlq", args=[instance.pk, group.pk])
     if request.method == "POST":
         try:
