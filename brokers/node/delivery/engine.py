@@ -39,6 +39,7 @@ from brokers.node.delivery.types import (
     TransactionCheck,
 )
 from brokers.node.filter import MATCH_ALL, MessageFilter
+from brokers.node.filter.tags import TagFilter
 from brokers.node.store import MessageFlag, NewMessage, ReadStatus, StoredMessage
 from brokers.node.store.model import (
     PROP_DELIVERY_TIME_MS,
@@ -528,10 +529,14 @@ class DeliveryEngine:
         start = self._rotation.get(rot_key, 0) % len(qids)
         self._rotation[rot_key] = start + 1
         out: list[Delivery] = []
+        cursors = self._cursors
+        gkey, consumer = group.key, (client_id if group.broadcast else "")
         for q in qids[start:] + qids[:start]:
             if len(out) >= want:
                 break
-            cur = await self._cursor(group, topic, q, client_id)
+            cur = cursors.get((gkey, topic, q, consumer))
+            if cur is None:
+                cur = await self._cursor(group, topic, q, client_id)
             if group.fifo and cur.inflight_count > 0:
                 continue  # FIFO queue lock: woken by the notifier when it unlocks
             if cur.busy:
@@ -583,12 +588,13 @@ class DeliveryEngine:
         if msgs:
             self._issue(cur, group, topic, client_id, msgs, attempts, invisible_ms, auto_renew,
                         out)
-        self._state.put_cursor(cur.key, cur.base, cur.nxt)
+        self._state.touch_cursor(cur)
 
     async def _take_new(self, cur: Cursor, topic: str, q: int, want: int, flt: MessageFilter,
                         strict_fifo: bool, seen_groups: set[str], msgs: list[StoredMessage],
                         attempts: list[int]) -> None:
         predicate = flt.tag_hash_predicate
+        everything = _matches_everything(flt)
         for _ in range(64):  # bounded: a filter that matches nothing must not spin forever
             if len(msgs) >= want:
                 return
@@ -603,6 +609,22 @@ class DeliveryEngine:
                 continue
             if res.status is not ReadStatus.FOUND:
                 return
+            if everything and not strict_fifo:
+                # No filter, no per-group limit: take the read as a whole (the common case).
+                got = res.messages
+                room = want - len(msgs)
+                if len(got) > room:  # the store returned more than asked: keep the rest unread
+                    got = got[:room]
+                    cur.nxt = got[-1].queue_offset + 1
+                    msgs.extend(got)
+                    attempts.extend([1] * len(got))
+                    return
+                msgs.extend(got)
+                attempts.extend([1] * len(got))
+                cur.nxt = max(cur.nxt, res.next_offset)
+                if len(msgs) >= want or cur.nxt >= res.max_offset:
+                    return
+                continue
             for m in res.messages:
                 if strict_fifo:
                     mg = m.properties.get(PROP_MESSAGE_GROUP, "")
@@ -627,19 +649,18 @@ class DeliveryEngine:
         now = self._now()
         deadline = now + invisible_ms
         batch = Batch(self._next_batch, cur.key, client_id, [m.queue_offset for m in msgs],
-                      attempts, 0, deadline, auto_renew, now, group.max_delivery_attempts)
+                      list(attempts), 0, deadline, auto_renew, now, group.max_delivery_attempts)
         self._next_batch += 1
         self._batches[batch.id] = batch
         heapq.heappush(self._expiry, (deadline, batch.id))
         self._state.put_batch(batch)
         handles = self._codec.encode_batch(group.key, topic, batch.id, len(msgs), deadline)
-        add_pending = cur.add_pending
-        for i, m in enumerate(msgs):
-            add_pending(m.queue_offset, batch, i)
-            out.append(Delivery(m, handles[i], attempts[i], deadline))
-            self.trace.record("delivered", group=group.key, topic=topic, queue_id=m.queue_id,
-                              offset=m.queue_offset, client_id=client_id, attempt=attempts[i],
-                              time_ms=now)
+        cur.add_pending_batch(batch)
+        new = _tuple_new
+        out.extend([new(Delivery, (m, h, a, deadline))
+                    for m, h, a in zip(msgs, handles, attempts)])
+        self.trace.record_many("delivered", group.key, topic, cur.key[2], batch.offsets,
+                               client_id, attempts, now)
 
     def _resolve(self, batch: Batch, index: int, *, moved: bool) -> bool:
         """Mark one entry of ``batch`` finished; drop the batch when all are. False if it was."""
@@ -660,26 +681,28 @@ class DeliveryEngine:
             self._state.put_batch(batch)
         return True
 
-    def _lookup(self, group: ConsumerGroup, topic: str,
-                handle: str) -> tuple[Batch, int] | AckStatus:
+    def _lookup(self, group: ConsumerGroup, topic: str, handle: str,
+                now: int | None = None) -> tuple[Batch, int] | AckStatus:
         """The live entry a handle names, or why it does not name one."""
         assert self._codec is not None
-        r = self._codec.decode(group.key, topic, handle)
+        r = self._codec.verify(group.key, topic, handle)
         if r is None:
             return AckStatus.INVALID_HANDLE
-        batch = self._batches.get(r.batch_id)
-        now = self._now()
-        if batch is None or r.index >= len(batch.offsets):
-            if self._moved.get(r.batch_id, 0) >> r.index & 1:
+        batch_id, index, deadline_ms = r
+        batch = self._batches.get(batch_id)
+        if now is None:
+            now = self._now()
+        if batch is None or index >= len(batch.offsets):
+            if self._moved.get(batch_id, 0) >> index & 1:
                 return AckStatus.EXPIRED
             # Finished batches are forgotten: a repeat ack before the deadline is harmless.
-            return AckStatus.ALREADY_ACKED if now < r.deadline_ms else AckStatus.EXPIRED
-        bit = 1 << r.index
+            return AckStatus.ALREADY_ACKED if now < deadline_ms else AckStatus.EXPIRED
+        bit = 1 << index
         if batch.resolved & bit:
             return AckStatus.EXPIRED if batch.moved & bit else AckStatus.ALREADY_ACKED
         if batch.expired or (not batch.auto_renew and now >= batch.deadline):
             return AckStatus.EXPIRED
-        return batch, r.index
+        return batch, index
 
     def _finish(self, batch: Batch, index: int) -> None:
         """Ack (or dead-letter) one live entry: it leaves the pending set for good."""
@@ -687,21 +710,33 @@ class DeliveryEngine:
         cur = self._cursors.get(batch.key)
         if cur is not None:
             cur.remove_pending(batch.offsets[index])
-            self._state.put_cursor(cur.key, cur.base, cur.nxt)
-            if cur.inflight_count == 0 and self._groups.get(batch.key[0], None) is not None \
-                    and self._groups[batch.key[0]].fifo:
-                self._notifier.notify(batch.key[1])  # the FIFO queue is unlocked
+            self._state.touch_cursor(cur)
+            if cur.inflight_count == 0:
+                group = self._groups.get(batch.key[0])
+                if group is not None and group.fifo:
+                    self._notifier.notify(batch.key[1])  # the FIFO queue is unlocked
 
     async def ack(self, *, group: ConsumerGroup, topic: str, receipt_handle: str) -> AckStatus:
         """Acknowledge one delivery; the committed offset advances past contiguous acks."""
-        found = self._lookup(group, topic, receipt_handle)
-        if isinstance(found, AckStatus):
-            return found
-        self._finish(*found)
+        return self._ack(group, topic, receipt_handle, self._now())
+
+    async def ack_many(self, *, group: ConsumerGroup, topic: str,
+                       receipt_handles: Sequence[str]) -> list[AckStatus]:
+        """``ack`` for each handle, in order (one AckMessage request's entries): same statuses,
+        one call. Handles of one receive are cheapest to ack together."""
+        now = self._now()
+        ack = self._ack
+        return [ack(group, topic, h, now) for h in receipt_handles]
+
+    def _ack(self, group: ConsumerGroup, topic: str, receipt_handle: str, now: int) -> AckStatus:
+        found = self._lookup(group, topic, receipt_handle, now)
+        if type(found) is not tuple:
+            return found  # type: ignore[return-value]
         batch, index = found
-        self.trace.record("acked", group=batch.key[0], topic=topic, queue_id=batch.key[2],
-                          offset=batch.offsets[index], client_id=batch.client,
-                          attempt=batch.attempts[index], time_ms=self._now())
+        self._finish(batch, index)
+        self.trace.record_many("acked", batch.key[0], topic, batch.key[2],
+                               (batch.offsets[index],), batch.client,
+                               (batch.attempts[index],), now)
         return AckStatus.OK
 
     async def change_invisible(
@@ -865,3 +900,11 @@ def _delivery_time(msg: NewMessage) -> int | None:
         return int(raw)
     except ValueError:
         return None
+
+
+_tuple_new = tuple.__new__
+
+
+def _matches_everything(flt: MessageFilter) -> bool:
+    """True for filters that accept every message (no per-message evaluation needed)."""
+    return flt is MATCH_ALL or (type(flt) is TagFilter and not flt.tags)

@@ -90,6 +90,15 @@ class Cursor:
             heapq.heappush(self._heap, offset)
         self.pending[offset] = (batch, index)
 
+    def add_pending_batch(self, batch: Batch) -> None:
+        """``add_pending(offset, batch, i)`` for every entry of a new batch."""
+        pending, heap = self.pending, self._heap
+        push = heapq.heappush
+        for i, offset in enumerate(batch.offsets):
+            if offset not in pending:
+                push(heap, offset)
+            pending[offset] = (batch, i)
+
     def remove_pending(self, offset: int) -> None:
         self.pending.pop(offset, None)
         self.ready_set.discard(offset)

@@ -96,7 +96,7 @@ class DeliveryState:
         self._path = Path(path)
         self._db: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
-        self._cursors: dict[CursorKey, tuple[int, int]] = {}
+        self._cursors: dict[CursorKey, Any] = {}  # (base, nxt) or a live cursor
         self._batches: dict[int, Any] = {}  # None = delete
         self._timers: dict[int, TimerRow | None] = {}
         self._halves: dict[str, HalfRow | None] = {}
@@ -149,6 +149,11 @@ class DeliveryState:
     def put_cursor(self, key: CursorKey, base: int, nxt: int) -> None:
         self._cursors[key] = (base, nxt)
 
+    def touch_cursor(self, cursor: Any) -> None:
+        """Mark a live cursor (``.key``, ``.base``, ``.nxt``) dirty: its offsets are read at the
+        next flush's snapshot, so an ack costs a dict store, not a ``base`` computation."""
+        self._cursors[cursor.key] = cursor
+
     def put_batch(self, row: BatchRow | Any) -> None:
         """``row`` may be the live in-memory batch: it is serialised at the next flush."""
         self._batches[row.id] = row
@@ -183,7 +188,8 @@ class DeliveryState:
 
     def _snapshot(self) -> dict[str, list[Any]]:
         snap: dict[str, list[Any]] = {
-            "cursor": [(*k, b, n) for k, (b, n) in self._cursors.items()],
+            "cursor": [(*k, *(v if type(v) is tuple else (v.base, v.nxt)))
+                       for k, v in self._cursors.items()],
             "batch_put": [], "batch_del": [], "timer_put": [], "timer_del": [],
             "half_put": [], "half_del": [],
         }

@@ -2,47 +2,72 @@
 
 The engine's durable state answers "where is the group's committed offset" and "which entries
 are in flight", but forgets *who* received a message once it is acked. This ring keeps the last
-events per message: ``delivered`` (group, client, attempt), ``acked``, ``dead_lettered``.
+events: ``delivered`` (group, client, attempt), ``acked``, ``dead_lettered``.
 
-Bounds: at most ``max_messages`` messages (oldest dropped first) and ``max_events`` events per
-message. In memory only: a restart forgets it, and the trace then falls back to what the durable
-state knows (committed offsets, in-flight entries, DLQ copies). Cost: one dict operation per
-delivered message; no I/O.
+Write-cheap, query-by-scan: the hot path appends one tuple to a bounded deque (a receive of 32
+messages appends *one* record naming all 32 offsets, an ack one record), and ``events`` scans
+the ring for a message (admin queries only; tens of ms for a full ring). Bounds: the last
+``max_records`` records (at most ``max_records * 32`` delivery events), and ``max_events`` events
+per message in an answer. In memory only: a restart forgets it, and the trace then falls back to
+what the durable state knows (committed offsets, in-flight entries, DLQ copies).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import deque
+from collections.abc import Sequence
 from typing import Any, Final
 
 TraceKey = tuple[str, int, int]  # (stored topic, queue id, queue offset)
 
-DEFAULT_MAX_MESSAGES: Final = 65_536
+DEFAULT_MAX_RECORDS: Final = 65_536
 DEFAULT_MAX_EVENTS: Final = 16
+
+# Record: (event, group, topic, queue id, offsets, client id, attempts, time ms). ``offsets`` and
+# ``attempts`` are sequences of equal length (one entry for single events); they are kept by
+# reference and must not be mutated afterwards (the engine's batch lists never are).
+_Record = tuple[str, str, str, int, Sequence[int], str, Sequence[int], int]
 
 
 class DeliveryTrace:
-    def __init__(self, max_messages: int = DEFAULT_MAX_MESSAGES,
-                 max_events: int = DEFAULT_MAX_EVENTS) -> None:
-        self.max_messages = max_messages
+    def __init__(self, max_records: int = DEFAULT_MAX_RECORDS,
+                 max_events: int = DEFAULT_MAX_EVENTS, *,
+                 max_messages: int | None = None) -> None:
+        if max_messages is not None:  # the old name of the bound
+            max_records = max_messages
+        self.max_records = max_records
         self.max_events = max_events
-        self._events: OrderedDict[TraceKey, list[dict[str, Any]]] = OrderedDict()
+        self._events: deque[_Record] = deque(maxlen=max_records)
 
     def record(self, event: str, *, group: str, topic: str, queue_id: int, offset: int,
                client_id: str = "", attempt: int = 0, time_ms: int = 0) -> None:
-        key = (topic, queue_id, offset)
-        events = self._events.get(key)
-        if events is None:
-            events = self._events[key] = []
-            if len(self._events) > self.max_messages:
-                self._events.popitem(last=False)
-        events.append({"event": event, "group": group, "client_id": client_id,
-                       "attempt": attempt, "time_ms": time_ms})
-        if len(events) > self.max_events:
-            del events[0]
+        self._events.append((event, group, topic, queue_id, (offset,), client_id, (attempt,),
+                             time_ms))
+
+    def record_many(self, event: str, group: str, topic: str, queue_id: int,
+                    offsets: Sequence[int], client_id: str, attempts: Sequence[int],
+                    time_ms: int) -> None:
+        """One record for several messages of one queue (e.g. one receive's batch)."""
+        self._events.append((event, group, topic, queue_id, offsets, client_id, attempts,
+                             time_ms))
 
     def events(self, topic: str, queue_id: int, offset: int) -> list[dict[str, Any]]:
-        return [dict(e) for e in self._events.get((topic, queue_id, offset), ())]
+        out: list[dict[str, Any]] = []
+        for event, group, t, q, offsets, client_id, attempts, time_ms in self._events:
+            if q != queue_id or t != topic:
+                continue
+            if len(offsets) == 1:
+                if offsets[0] != offset:
+                    continue
+                attempt = attempts[0]
+            else:
+                try:
+                    attempt = attempts[offsets.index(offset)]
+                except ValueError:
+                    continue
+            out.append({"event": event, "group": group, "client_id": client_id,
+                        "attempt": attempt, "time_ms": time_ms})
+        return out[-self.max_events:]
 
     def __len__(self) -> int:
         return len(self._events)

@@ -1,0 +1,102 @@
+"""The cheap receive/ack paths keep the semantics: ack_many, v1/v2 handles across a restart,
+the trace ring, cursor offsets written from live cursors."""
+
+from __future__ import annotations
+
+from brokers.node.delivery import AckStatus, ConsumerGroup
+from brokers.node.delivery.receipt import Receipt
+from brokers.node.filter import FilterType, compile_filter
+from brokers.node.store import NewMessage
+
+TOPIC = "ns1%orders"
+G = ConsumerGroup("ns1", "g1", max_delivery_attempts=3)
+
+
+async def send(engine, n: int, queue: int = 0, tag: str = "") -> None:
+    for i in range(n):
+        assert (await engine.put(NewMessage(topic=TOPIC, queue_id=queue,
+                                            body=f"m{i}".encode(), tag=tag))).ok
+
+
+async def recv(engine, n=32, **kw):
+    return await engine.receive(group=G, topic=TOPIC, client_id="c1", max_messages=n,
+                                invisible_ms=10_000, **kw)
+
+
+async def test_ack_many_matches_single_acks(harness) -> None:
+    e = harness.engine
+    await send(e, 6)
+    ds = await recv(e)
+    assert len(ds) == 6
+    other = ConsumerGroup("ns1", "other")
+    assert await e.ack_many(group=other, topic=TOPIC, receipt_handles=[ds[0].receipt_handle]) \
+        == [AckStatus.INVALID_HANDLE]
+    handles = [d.receipt_handle for d in ds[:3]] + ["junk", ds[0].receipt_handle]
+    assert await e.ack_many(group=G, topic=TOPIC, receipt_handles=handles) == [
+        AckStatus.OK, AckStatus.OK, AckStatus.OK, AckStatus.INVALID_HANDLE,
+        AckStatus.ALREADY_ACKED]
+    assert e.committed_offset(G, TOPIC, 0) == 3
+    await harness.advance(20_000)  # the rest expire: redelivered with attempt 2
+    again = await recv(e)
+    assert [d.message.queue_offset for d in again] == [3, 4, 5]
+    assert [d.delivery_attempt for d in again] == [2, 2, 2]
+    # the superseded handles of the first delivery answer EXPIRED
+    assert await e.ack_many(group=G, topic=TOPIC,
+                            receipt_handles=[d.receipt_handle for d in ds[3:]]) \
+        == [AckStatus.EXPIRED] * 3
+    assert await e.ack_many(group=G, topic=TOPIC,
+                            receipt_handles=[d.receipt_handle for d in again]) \
+        == [AckStatus.OK] * 3
+    assert e.committed_offset(G, TOPIC, 0) == 6
+
+
+async def test_handles_survive_a_restart_and_v1_handles_still_work(harness) -> None:
+    e = harness.engine
+    await send(e, 3)
+    ds = await recv(e)
+    batch_id = int(ds[0].receipt_handle.split(".")[1], 16)
+    # A v1 handle (format issued before v2) for entry 2 of the same batch.
+    v1 = e._codec.encode_v1(G.key, TOPIC, Receipt(batch_id, 2, ds[2].invisible_until_ms))
+    assert v1.startswith("v1.")
+    await e.flush()
+    e = await harness.restart()
+    assert await e.ack(group=G, topic=TOPIC, receipt_handle=ds[0].receipt_handle) is AckStatus.OK
+    assert await e.ack(group=G, topic=TOPIC, receipt_handle=v1) is AckStatus.OK
+    tampered = ds[1].receipt_handle[:-2] + "00"
+    if tampered == ds[1].receipt_handle:
+        tampered = ds[1].receipt_handle[:-2] + "11"
+    assert await e.ack(group=G, topic=TOPIC, receipt_handle=tampered) is AckStatus.INVALID_HANDLE
+    assert await e.ack(group=G, topic=TOPIC, receipt_handle=ds[1].receipt_handle) is AckStatus.OK
+    assert e.committed_offset(G, TOPIC, 0) == 3
+    await e.flush()
+    e = await harness.restart()
+    assert e.committed_offset(G, TOPIC, 0) == 3
+    assert await recv(e) == []
+
+
+async def test_tag_star_and_filters_on_the_fast_path(harness) -> None:
+    e = harness.engine
+    for i in range(6):
+        assert (await e.put(NewMessage(topic=TOPIC, queue_id=0, body=b"x",
+                                       tag="a" if i % 2 else "b"))).ok
+    star = await recv(e, n=4, filter=compile_filter(FilterType.TAG, "*"))
+    assert [d.message.queue_offset for d in star] == [0, 1, 2, 3]
+    await e.ack_many(group=G, topic=TOPIC, receipt_handles=[d.receipt_handle for d in star])
+    only_a = await recv(e, filter=compile_filter(FilterType.TAG, "a"))
+    assert [d.message.queue_offset for d in only_a] == [5]
+    await e.ack_many(group=G, topic=TOPIC, receipt_handles=[d.receipt_handle for d in only_a])
+    assert e.committed_offset(G, TOPIC, 0) == 6
+
+
+async def test_trace_ring_answers_per_message(harness) -> None:
+    e = harness.engine
+    await send(e, 3)
+    ds = await recv(e)
+    await e.ack(group=G, topic=TOPIC, receipt_handle=ds[1].receipt_handle)
+    ev = e.trace.events(TOPIC, 0, 1)
+    assert [x["event"] for x in ev] == ["delivered", "acked"]
+    assert ev[0]["group"] == G.key and ev[0]["client_id"] == "c1" and ev[0]["attempt"] == 1
+    assert [x["event"] for x in e.trace.events(TOPIC, 0, 2)] == ["delivered"]
+    assert e.trace.events(TOPIC, 1, 1) == []
+    e.trace._events.clear()
+    assert e.trace.events(TOPIC, 0, 1) == []
