@@ -7,6 +7,7 @@ node id and its token; anything else, or a wrong token, closes the socket with 4
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 from typing import Any
 
@@ -14,6 +15,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from brokers.models import BrokerNode, NodeEventKind
+from brokers.node.agent import merge_patch
 from brokers.services import fleet, provisioning
 
 log = logging.getLogger("brokers.consumers")
@@ -40,6 +42,9 @@ class NodeAgentConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.node_id = None
         self.sent: dict[int, list[int]] = {}  # snapshot version -> instance ids it contained
+        # The last document sent on this connection: later pushes are merge patches against it
+        # (the agent applies frames in order); None means the next push is a full snapshot.
+        self.base: tuple[int, dict[str, Any]] | None = None
         self.admin_replies: dict[str, str] = {}  # admin request id -> reply channel
         await self.accept()
 
@@ -91,7 +96,19 @@ class NodeAgentConsumer(AsyncJsonWebsocketConsumer):
         self.sent[doc["version"]] = instance_ids
         while len(self.sent) > _MAX_PENDING_SNAPSHOTS:
             self.sent.pop(min(self.sent))
-        await self.send_json({"type": "state", "version": doc["version"], "state": doc})
+        await self.send_json(self._state_frame(doc))
+        self.base = (doc["version"], doc)
+
+    def _state_frame(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """A ``state.patch`` against the last document sent when one expresses ``doc`` exactly
+        and is smaller; otherwise the full ``state``."""
+        if self.base is not None:
+            base_version, base_doc = self.base
+            patch = merge_patch.diff(base_doc, doc)
+            if merge_patch.apply(base_doc, patch) == doc and len(json.dumps(patch)) < len(json.dumps(doc)):
+                return {"type": "state.patch", "version": doc["version"], "base_version": base_version,
+                        "patch": patch, "fingerprint": merge_patch.fingerprint(doc)}
+        return {"type": "state", "version": doc["version"], "state": doc}
 
     async def node_push(self, event: dict[str, Any]) -> None:
         """Channel-layer message: the desired state of this node changed."""
@@ -133,6 +150,10 @@ class NodeAgentConsumer(AsyncJsonWebsocketConsumer):
 
     async def _nack(self, content: dict[str, Any]) -> None:
         self.sent.pop(content.get("version"), None)  # type: ignore[arg-type]
+        self.base = None  # the node did not take it: whatever comes next is a full snapshot
+        if content.get("resync"):  # an increment that did not fit: resend everything now
+            await self._push()
+            return
         await database_sync_to_async(self._event)(
             NodeEventKind.FAILED, f"refused state {content.get('version')}: {str(content.get('error'))[:500]}"
         )

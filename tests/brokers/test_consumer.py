@@ -10,6 +10,7 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from brokers.models import BrokerNode, NodeEvent, NodeStatus
+from brokers.node.agent.merge_patch import apply, fingerprint
 from brokers.node.config import parse_desired_state
 from brokers.services import cluster_ensure_node, instance_place, node_issue_token
 from mqplatform.asgi import application
@@ -33,6 +34,16 @@ async def _eventually(check, timeout: float = 5.0) -> None:
     while not await database_sync_to_async(check)():
         assert asyncio.get_running_loop().time() < deadline, "condition not reached"
         await asyncio.sleep(0.05)
+
+
+def _document(frame: dict, base: dict | None) -> dict:
+    """The desired state a ``state`` or ``state.patch`` frame carries, as the agent rebuilds it."""
+    if frame["type"] == "state":
+        return frame["state"]
+    assert base is not None and frame["base_version"] == base["version"]
+    doc = apply(base, frame["patch"])
+    assert fingerprint(doc) == frame["fingerprint"]
+    return doc
 
 
 async def _connect() -> WebsocketCommunicator:
@@ -72,7 +83,12 @@ async def test_snapshot_ack_push_heartbeat_and_metrics(make_tenant, monkeypatch)
     # a tenant change pushes a new version through the channel layer group node.<id>
     await database_sync_to_async(ts.topic_create)(instance=inst, name="orders", actor=ts.SYSTEM)
     pushed = await comm.receive_json_from(timeout=5)
-    assert pushed["version"] == 2 and "orders" in pushed["state"]["namespaces"][inst.namespace]["topics"]
+    assert pushed["type"] == "state.patch" and pushed["base_version"] == 1  # only what changed
+    assert len(str(pushed["patch"])) < len(str(first["state"]))
+    second = _document(pushed, first["state"])
+    assert pushed["version"] == second["version"] == 2
+    assert "orders" in second["namespaces"][inst.namespace]["topics"]
+    assert parse_desired_state(second).namespaces[inst.namespace].topics["orders"]
 
     await _eventually(lambda: bool(ingested) and BrokerNode.objects.get(pk=node.pk).applied_version == 1)
     n = await database_sync_to_async(BrokerNode.objects.get)(pk=node.pk)
@@ -102,6 +118,29 @@ async def test_deleting_an_instance_removes_it_from_the_node_then_the_row(make_t
     assert inst.namespace in first["state"]["namespaces"]
     await database_sync_to_async(ts.instance_delete)(instance=inst, actor=ts.SYSTEM)
     pushed = await comm.receive_json_from(timeout=5)
-    assert pushed["version"] > first["version"] and inst.namespace not in pushed["state"]["namespaces"]
+    assert pushed["version"] > first["version"]
+    assert inst.namespace not in _document(pushed, first["state"])["namespaces"]
     assert not await database_sync_to_async(Instance.objects.filter(pk=inst.pk).exists)()
+    await comm.disconnect()
+
+
+async def test_an_increment_the_node_cannot_apply_is_followed_by_a_full_snapshot(make_tenant) -> None:
+    inst, node, token = await database_sync_to_async(_setup)(make_tenant)
+    comm = await _connect()
+    await comm.send_json_to({"type": "hello", "node_id": node.pk, "token": token, "applied_version": 0})
+    first = await comm.receive_json_from(timeout=5)
+    await database_sync_to_async(ts.topic_create)(instance=inst, name="orders", actor=ts.SYSTEM)
+    patch = await comm.receive_json_from(timeout=5)
+    assert patch["type"] == "state.patch"
+    # the node says the increment does not fit what it has (e.g. it restarted from an older file)
+    await comm.send_json_to({"type": "nack", "version": patch["version"], "error": "based on version 1, "
+                             "this node has 0", "resync": True})
+    full = await comm.receive_json_from(timeout=5)
+    assert full["type"] == "state" and full["version"] > patch["version"] > first["version"]
+    assert "orders" in full["state"]["namespaces"][inst.namespace]["topics"]
+    # and the next change is again an increment, now against that full document
+    await database_sync_to_async(ts.topic_create)(instance=inst, name="audit", actor=ts.SYSTEM)
+    nxt = await comm.receive_json_from(timeout=5)
+    assert nxt["type"] == "state.patch" and nxt["base_version"] == full["version"]
+    assert set(_document(nxt, full["state"])["namespaces"][inst.namespace]["topics"]) == {"orders", "audit"}
     await comm.disconnect()

@@ -4,7 +4,10 @@ Protocol (JSON text frames; docs/fleet.md):
 
     agent -> cp  {"type": "hello", "node_id": 7, "token": "...", "applied_version": 12}
     cp -> agent  {"type": "state", "version": 13, "state": {...desired state...}}
-    agent -> cp  {"type": "ack", "version": 13}            (or "nack" with "error")
+    cp -> agent  {"type": "state.patch", "version": 14, "base_version": 13,
+                  "patch": {...RFC 7386 merge patch...}, "fingerprint": "<sha256 of the result>"}
+    agent -> cp  {"type": "ack", "version": 13}            (or "nack" with "error", and
+                                                            "resync": true when a patch did not fit)
     agent -> cp  {"type": "heartbeat", "applied_version": 13}   every ``heartbeat_interval_s``
     agent -> cp  {"type": "metrics", "payload": {...}}          idem (docs/metrics-and-alerting.md §1)
     cp closes with 4401 when the token is refused (the agent keeps retrying with backoff).
@@ -32,6 +35,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from brokers.node.agent import merge_patch
 from brokers.node.agent.admin import AdminHandler, dispatch
 from brokers.node.config import StateError, StateHolder, parse_desired_state
 from brokers.node.metrics import NodeMetrics
@@ -77,6 +81,10 @@ ReportSource = Callable[[], "dict[str, Any] | Awaitable[dict[str, Any]]"]
 def metrics_payload(metrics: NodeMetrics, boot_id: str, now: float | None = None) -> dict[str, Any]:
     """A counters-only report in the ingest format (used when the agent has no full reporter)."""
     return counters_report(metrics, boot_id, time.time() if now is None else now)
+
+
+class _PatchMismatch(Exception):
+    """A state increment that does not apply to what this node has: it needs a full snapshot."""
 
 
 class NodeAgent:
@@ -169,10 +177,16 @@ class NodeAgent:
             log.warning("ignoring a frame that is not JSON")
             return
         kind = msg.get("type") if isinstance(msg, dict) else None
-        if kind == "state":
+        if kind in ("state", "state.patch"):
             version = msg.get("version")
             try:
-                applied = persist_and_apply(self.holder, msg.get("state"))
+                doc = msg.get("state") if kind == "state" else self._patched(msg)
+            except _PatchMismatch as exc:
+                log.warning("state increment %s does not fit (%s): asking for a full snapshot", version, exc)
+                await ws.send(json.dumps({"type": "nack", "version": version, "error": str(exc), "resync": True}))
+                return
+            try:
+                applied = persist_and_apply(self.holder, doc)
             except StateError as exc:
                 log.error("pushed state version %s refused: %s", version, exc)
                 await ws.send(json.dumps({"type": "nack", "version": version, "error": str(exc)}))
@@ -182,6 +196,20 @@ class NodeAgent:
             dispatch(ws, msg, self.admin)
         elif kind == "error":
             log.error("control plane refused us: %s", msg.get("code"))
+
+    def _patched(self, msg: dict[str, Any]) -> Any:
+        """The document a ``state.patch`` frame describes, built on the applied state file."""
+        base = msg.get("base_version")
+        if base != self.holder.current.version:
+            raise _PatchMismatch(f"based on version {base}, this node has {self.holder.current.version}")
+        try:
+            current = json.loads(self.holder.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise _PatchMismatch(f"cannot read the applied state: {type(exc).__name__}") from exc
+        doc = merge_patch.apply(current, msg.get("patch"))
+        if merge_patch.fingerprint(doc) != msg.get("fingerprint"):
+            raise _PatchMismatch("the patched state differs from the control plane's")
+        return doc
 
     async def _metrics_report(self) -> dict[str, Any] | None:
         """The report to send now, or None (no source, or it failed: logged, heartbeats go on)."""

@@ -215,3 +215,59 @@ async def test_node_process_serves_state_pushed_over_its_agent(tmp_path: Path) -
     finally:
         await cp.stop()
         assert await asyncio.to_thread(node.stop) == 0
+
+
+class PatchingControlPlane(FakeControlPlane):
+    """After the hello's full state, sends the frames queued in ``frames`` one at a time."""
+
+    def __init__(self, state: dict) -> None:
+        super().__init__(state)
+        self.frames: asyncio.Queue[dict] = asyncio.Queue()
+
+    async def _handler(self, ws) -> None:
+        async def feed() -> None:
+            while True:
+                await ws.send(json.dumps(await self.frames.get()))
+
+        feeder = asyncio.create_task(feed())
+        try:
+            await super()._handler(ws)
+        finally:
+            feeder.cancel()
+
+
+async def test_state_increments_apply_on_the_applied_state_or_ask_for_a_full_one(tmp_path: Path) -> None:
+    from brokers.node.agent.merge_patch import diff, fingerprint
+
+    v1 = default_state(version=1)
+    cp = PatchingControlPlane(v1)
+    await cp.start()
+    holder = _holder(tmp_path)
+    agent = NodeAgent(AgentConfig(f"ws://127.0.0.1:{cp.port}/", node_id=1, token="t", heartbeat_interval_s=5),
+                      holder)
+    await agent.start()
+    try:
+        await _until(lambda: holder.current.version == 1)
+        v2 = json.loads(json.dumps(v1))
+        v2["version"] = 2
+        v2["namespaces"]["ns1"]["topics"]["audit"] = dict(v2["namespaces"]["ns1"]["topics"]["orders"])
+        del v2["namespaces"]["ns2"]
+        await cp.frames.put({"type": "state.patch", "version": 2, "base_version": 1,
+                             "patch": diff(v1, v2), "fingerprint": fingerprint(v2)})
+        await _until(lambda: {"type": "ack", "version": 2} in cp.received)
+        assert json.loads(holder.path.read_text()) == v2  # persisted: a restart keeps it
+        assert "audit" in holder.current.namespaces["ns1"].topics and "ns2" not in holder.current.namespaces
+
+        # based on a version the node does not have, or not producing what the sender had: resync
+        v3 = dict(v2, version=3)
+        await cp.frames.put({"type": "state.patch", "version": 3, "base_version": 1,
+                             "patch": diff(v1, v3), "fingerprint": fingerprint(v3)})
+        await cp.frames.put({"type": "state.patch", "version": 3, "base_version": 2,
+                             "patch": diff(v2, v3), "fingerprint": fingerprint(v1)})
+        await _until(lambda: len(cp.of_type("nack")) == 2)
+        assert all(n["resync"] is True and n["version"] == 3 for n in cp.of_type("nack"))
+        assert "based on version 1, this node has 2" in cp.of_type("nack")[0]["error"]
+        assert holder.current.version == 2 and json.loads(holder.path.read_text()) == v2
+    finally:
+        await agent.stop()
+        await cp.stop()
