@@ -6,7 +6,6 @@ node id and its token; anything else, or a wrong token, closes the socket with 4
 """
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from brokers import metrics_ingest
 from brokers.models import BrokerNode, NodeEventKind
 from brokers.node.agent import merge_patch
 from brokers.services import fleet, provisioning
@@ -23,17 +23,6 @@ log = logging.getLogger("brokers.consumers")
 CLOSE_UNAUTHORISED = 4401
 _MAX_PENDING_SNAPSHOTS = 64
 _MAX_PENDING_ADMIN = 256
-
-
-def _ingest(node: BrokerNode, payload: Any) -> None:
-    """Hand metrics to ``brokers.metrics_ingest.ingest`` when that module exists."""
-    try:
-        module = importlib.import_module("brokers.metrics_ingest")
-    except ModuleNotFoundError as exc:
-        if exc.name != "brokers.metrics_ingest":
-            raise
-        return
-    module.ingest(node, payload)
 
 
 class NodeAgentConsumer(AsyncJsonWebsocketConsumer):
@@ -165,4 +154,5 @@ class NodeAgentConsumer(AsyncJsonWebsocketConsumer):
         await database_sync_to_async(self._ingest)(content.get("payload"))
 
     def _ingest(self, payload: Any) -> None:
-        _ingest(BrokerNode.objects.get(pk=self.node_id), payload)
+        if isinstance(payload, dict):
+            metrics_ingest.ingest(BrokerNode.objects.get(pk=self.node_id), payload)

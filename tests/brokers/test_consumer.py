@@ -9,7 +9,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from brokers.models import BrokerNode, NodeEvent, NodeStatus
+from brokers.models import BrokerNode, MetricPoint, NodeEvent, NodeStatus
 from brokers.node.agent.merge_patch import apply, fingerprint
 from brokers.node.config import parse_desired_state
 from brokers.services import cluster_ensure_node, instance_place, node_issue_token
@@ -66,10 +66,8 @@ async def test_bad_token_and_missing_hello_are_refused(make_tenant) -> None:
     assert refreshed.last_heartbeat_at is None and refreshed.applied_version == 0
 
 
-async def test_snapshot_ack_push_heartbeat_and_metrics(make_tenant, monkeypatch) -> None:
+async def test_snapshot_ack_push_heartbeat_and_metrics(make_tenant) -> None:
     inst, node, token = await database_sync_to_async(_setup)(make_tenant)
-    ingested = []
-    monkeypatch.setattr("brokers.metrics_ingest.ingest", lambda n, payload: ingested.append((n.pk, payload)))
 
     comm = await _connect()
     await comm.send_json_to({"type": "hello", "node_id": node.pk, "token": token, "applied_version": 0})
@@ -78,7 +76,9 @@ async def test_snapshot_ack_push_heartbeat_and_metrics(make_tenant, monkeypatch)
     assert inst.namespace in parse_desired_state(first["state"]).namespaces
 
     await comm.send_json_to({"type": "ack", "version": 1})
-    await comm.send_json_to({"type": "metrics", "payload": {"samples": []}})
+    await comm.send_json_to({"type": "metrics", "payload": {
+        "boot_id": "b1", "node": {"disk_used_bytes": 10, "disk_free_bytes": 90},
+        "namespaces": {inst.namespace: {"storage_bytes": 4096}}}})
     await comm.send_json_to({"type": "heartbeat", "applied_version": 1})
     # a tenant change pushes a new version through the channel layer group node.<id>
     await database_sync_to_async(ts.topic_create)(instance=inst, name="orders", actor=ts.SYSTEM)
@@ -90,12 +90,15 @@ async def test_snapshot_ack_push_heartbeat_and_metrics(make_tenant, monkeypatch)
     assert "orders" in second["namespaces"][inst.namespace]["topics"]
     assert parse_desired_state(second).namespaces[inst.namespace].topics["orders"]
 
-    await _eventually(lambda: bool(ingested) and BrokerNode.objects.get(pk=node.pk).applied_version == 1)
+    stored = MetricPoint.objects.filter(metric="storage_bytes", instance_id=inst.pk)
+    await _eventually(lambda: stored.exists() and BrokerNode.objects.get(pk=node.pk).applied_version == 1)
     n = await database_sync_to_async(BrokerNode.objects.get)(pk=node.pk)
     i = await database_sync_to_async(Instance.objects.get)(pk=inst.pk)
     assert n.applied_version == 1 and n.status == NodeStatus.UP and n.last_heartbeat_at is not None
     assert i.status == InstanceStatus.READY and i.endpoint == "127.0.0.1:18081"
-    assert ingested == [(node.pk, {"samples": []})]
+    assert await database_sync_to_async(lambda: list(stored.values_list("value", flat=True)))() == [4096]
+    assert await database_sync_to_async(
+        MetricPoint.objects.filter(metric="disk_free_bytes", node=node.name, instance=None).exists)()
     # acks never move the applied version backwards
     await comm.send_json_to({"type": "ack", "version": 2})
     await comm.send_json_to({"type": "ack", "version": 1})
