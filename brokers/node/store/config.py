@@ -7,6 +7,8 @@ tiny segment sizes, a fake clock and a :class:`FileOps` subclass that injects ``
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import time
 from collections.abc import Callable
@@ -22,6 +24,19 @@ HOURS: Final = 3600.0
 
 
 _IOV_MAX: Final = min(os.sysconf("SC_IOV_MAX"), 1024)
+_FALLOC_FL_KEEP_SIZE: Final = 1
+_fallocate: Callable[[int, int, int, int], int] | None = None
+
+
+def _load_fallocate() -> Callable[[int, int, int, int], int] | None:
+    """libc's ``fallocate(2)`` (Linux), which ``os`` does not expose with a mode; None elsewhere."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).fallocate
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    fn.restype = ctypes.c_int
+    return fn  # type: ignore[no-any-return]
 
 
 def wall_clock_ms() -> int:
@@ -61,6 +76,18 @@ class FileOps:
                 self.pwrite(fd, b"".join(group)[done:], pos + total + done)
             total += want
         return total
+
+    def preallocate(self, fd: int, pos: int, length: int) -> None:
+        """Allocate blocks for ``[pos, pos + length)`` without changing the file size
+        (``fallocate(FALLOC_FL_KEEP_SIZE)``). Raises OSError (EOPNOTSUPP where unsupported)."""
+        global _fallocate
+        if _fallocate is None:
+            _fallocate = _load_fallocate()
+            if _fallocate is None:
+                raise OSError(errno.EOPNOTSUPP, "fallocate is not available")
+        if _fallocate(fd, _FALLOC_FL_KEEP_SIZE, pos, length) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
 
     def pread(self, fd: int, size: int, pos: int) -> bytes:
         return os.pread(fd, size, pos)

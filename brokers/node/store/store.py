@@ -44,12 +44,16 @@ _CLOSED = AppendResult(AppendStatus.STORE_CLOSED, detail="store is closed")
 # How many consume-queue entries one filtered read may skip over before returning.
 MAX_FILTER_SCAN = 4096
 _PROBE_BYTES = 4096
+# Most single appends one AppendGroup takes. A loop iteration with more makes several groups, so
+# the writer can start on the first (and, in sync mode, its fsync) while the loop is still busy
+# with the rest: the group-commit pipeline needs more than one request in flight.
+GROUP_MAX = 64
 
 
 class AppendGroup:
     """Single appends of one loop iteration, sent to the writer as one request.
 
-    Every appender of the group awaits the same future: in a loop micro-benchmark (256 tasks), a
+    At most ``GROUP_MAX`` appends share a group. Every appender of the group awaits the same future: in a loop micro-benchmark (256 tasks), a
     future per message cost ~2.3 us of loop CPU per message, a shared one ~1.6 us. The writer resolves the group through ``set_result``. Cancelling
     one appender's task cancels that shared future too; the others see a CancelledError that is
     not theirs, and go back to waiting (``wait_again``) on a fresh future, so one caller's
@@ -57,12 +61,13 @@ class AppendGroup:
     written (it is already queued).
     """
 
-    __slots__ = ("fut", "messages", "results")
+    __slots__ = ("fut", "messages", "results", "submitted")
 
     def __init__(self, fut: asyncio.Future[list[AppendResult]]) -> None:
         self.fut = fut
         self.messages: list[NewMessage] = []
         self.results: list[AppendResult] | None = None
+        self.submitted = False
 
     # The writer resolves requests through these two (see writer.Resolvable).
     def done(self) -> bool:
@@ -227,10 +232,12 @@ class MessageStore:
         group = self._group
         if group is None:
             group = self._group = AppendGroup(self._loop.create_future())
-            self._loop.call_soon(self._submit_group)
+            self._loop.call_soon(self._submit, group)
         msgs = group.messages
         index = len(msgs)
         msgs.append(msg)
+        if index + 1 >= GROUP_MAX:
+            self._submit(group)
         fut = group.fut
         try:
             return (await fut)[index]
@@ -240,10 +247,18 @@ class MessageStore:
             return await group.wait_again(index)
 
     def _submit_group(self) -> None:
-        group = self._group
-        if group is not None:
+        if self._group is not None:
+            self._submit(self._group)
+
+    def _submit(self, group: AppendGroup) -> None:
+        """Hand a group to the writer (once: when full, at the end of its loop iteration or at
+        close, whichever comes first)."""
+        if group.submitted:
+            return
+        group.submitted = True
+        if self._group is group:
             self._group = None
-            self.writer.submit(group.messages, group)
+        self.writer.submit(group.messages, group)
 
     async def append_many(self, msgs: Sequence[NewMessage]) -> list[AppendResult]:
         """Append a batch in order (one write, one fsync in sync mode); one result per message."""

@@ -31,6 +31,7 @@ from typing import Any, Final, Protocol
 from .commitlog import CommitLog
 from .config import StoreConfig
 from .consumequeue import ENTRY, ConsumeQueue, ConsumeQueues, tag_hash
+from .groupcommit import CHUNK, PAIRS, GroupCommit
 from .model import AppendResult, AppendStatus, NewMessage
 from .record import (
     BLANK, BLANK_MAGIC, BLANK_SIZE, FIXED, HEADER_SIZE, INLINE_BODY_MAX, MESSAGE_MAGIC, PREFIX,
@@ -40,8 +41,10 @@ from .segments import Segment
 from .topics import MAX_STORED_TOPIC_BYTES, topic_problem
 
 _STOP: Final = object()
+_SYNC_FAILED: Final = object()  # put on the writer's queue by the group-commit thread
 log = logging.getLogger(__name__)
 MAX_BATCH_MESSAGES: Final = 8192
+PREALLOCATE_BYTES: Final = 32 * 1024 * 1024
 
 KeyRows = list[tuple[str, str, int, int]]  # (topic, key, commitlog_offset, store_ts)
 KeySink = Callable[[KeyRows | None, int], None]
@@ -68,6 +71,7 @@ class _Chunk:
     # this chunk (or to later messages, which are refused anyway if this chunk fails).
     slots: list[tuple[list[AppendResult], int]]
     count: int = 0
+    end: int = 0  # set when written: where the next chunk starts
 
 
 # Stand-in segment while no segment file could be created (every append is refused meanwhile).
@@ -104,9 +108,20 @@ class AppendWriter:
         self.batches = 0
         self._topic_bytes: dict[str, bytes | None] = {}
         self._host_bytes: dict[str, bytes] = {}
+        # Preallocation (see _preallocate): the segment and relative offset allocated up to.
+        self._prealloc_seg: Segment | None = None
+        self._prealloc_to = 0
+        self._prealloc_on = True
+        # sync mode: fdatasync + publish + resolve on their own thread (see groupcommit.py)
+        self.group_commit: GroupCommit | None = None
+        if self.sync:
+            self.group_commit = GroupCommit(self.ops, loop, self._publish, _resolve,
+                                            lambda: self.queue.put(_SYNC_FAILED))
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
 
     def start(self) -> None:
+        if self.group_commit is not None:
+            self.group_commit.start()
         self._thread.start()
 
     def stop(self) -> None:
@@ -121,31 +136,44 @@ class AppendWriter:
     # -- writer thread -----------------------------------------------------------------------
     def _run(self) -> None:
         q = self.queue
+        gc = self.group_commit
         stopping = False
-        carry: Any = None
         while not stopping:
-            item = carry if carry is not None else q.get()
-            carry = None
-            if item is _STOP:
-                break
-            batch = [item]
-            count = len(item[0])
-            while count < MAX_BATCH_MESSAGES:
+            batch: list[Any] = []
+            count = 0
+            sync_failed = False
+            item = q.get()
+            while True:
+                if item is _STOP:
+                    stopping = True
+                    break
+                if item is _SYNC_FAILED:
+                    sync_failed = True
+                else:
+                    batch.append(item)
+                    count += len(item[0])
+                    # With the fsync thread idle, write what is there now so the disk starts at
+                    # once; the rest is written while that fsync runs (pipelined group commit).
+                    if count >= MAX_BATCH_MESSAGES or (gc is not None and gc.idle):
+                        break
                 try:
                     item = q.get_nowait()
                 except queue.Empty:
                     break
-                if item is _STOP:
-                    stopping = True
-                    break
-                batch.append(item)
-                count += len(item[0])
+            if sync_failed:
+                self._sync_failed(None)
+            if not batch:
+                continue
             try:
                 self._process(batch)
             except Exception as exc:  # a bug, not a disk refusal: fail the batch, keep serving
                 log.exception("store writer failed a batch")
                 self._refuse(OSError(errno.EIO, f"writer error: {exc!r}"), self.config.clock_ms())
                 self._fail_all(batch, exc)
+        if gc is not None:
+            if gc.barrier():
+                self._sync_failed(None)
+            gc.stop()
 
     def _fail_all(self, batch: list[Any], exc: BaseException) -> None:
         res = AppendResult(AppendStatus.IO_ERROR, detail=f"writer failed: {exc!r}")
@@ -289,7 +317,10 @@ class AppendWriter:
         if chunk.count:
             self._commit(chunk, pos, seal=False)
         pairs = [(item[1], out) for item, out in zip(batch, outputs)]
-        self.loop.call_soon_threadsafe(_resolve, pairs)
+        if self.group_commit is not None:
+            self.group_commit.put_pairs(pairs)  # resolved after the fsync covering them
+        else:
+            self.loop.call_soon_threadsafe(_resolve, pairs)
 
     def _segment_for(self, pos: int) -> Segment:
         seg = self.commitlog.files.last()
@@ -298,20 +329,30 @@ class AppendWriter:
         return self.commitlog.files.create(self.commitlog.files.base_for(pos))
 
     def _commit(self, chunk: _Chunk, end: int, seal: bool) -> AppendResult | None:
-        """Write, (fsync,) publish one chunk; on OSError roll it back and return the refusal."""
+        """Write one chunk; then fsync + publish it here (async mode; a segment's last chunk) or
+        hand it to the group-commit thread (sync mode). On OSError roll it back and return the
+        refusal."""
         seg = chunk.seg
+        gc = self.group_commit
         if seal:
             room = seg.base + self.commitlog.capacity - end
             if room >= BLANK_SIZE:
                 chunk.parts.append(BLANK.pack(room, BLANK_MAGIC))
+            # The next segment is written only once this one is wholly synced (recovery relies
+            # on it): wait for the chunks handed over before; sync this one here.
+            if gc is not None and gc.barrier():
+                return self._sync_failed(chunk)
         if not chunk.parts:
             chunk.slots.clear()
             return None
+        new_end = seg.base + self.commitlog.capacity if seal else end
+        if self._prealloc_on:
+            self._preallocate(seg, chunk.start - seg.base, new_end - seg.base)
         try:
             self.ops.pwritev(seg.fd, chunk.parts, chunk.start - seg.base)
             for cq, (first, buf) in chunk.cq_bufs.items():
                 cq.write(first, buf)
-            if self.sync or seal:
+            if seal or (self.sync and gc is None):
                 self.ops.fdatasync(seg.fd)
         except OSError as exc:
             self._rollback(chunk)
@@ -323,7 +364,22 @@ class AppendWriter:
             chunk.slots.clear()
             chunk.count = 0
             return refusal
-        new_end = seg.base + self.commitlog.capacity if seal else end
+        self.commitlog.write_pos = new_end
+        chunk.end = new_end
+        if self.refusal.status is not None:
+            self.refusal.status = None  # the disk took a write again: recovered
+            self.refusal.detail = ""
+        if gc is not None and not seal:
+            gc.put_chunk(chunk)
+        else:
+            self._publish(chunk)
+        return None
+
+    def _publish(self, chunk: _Chunk) -> None:
+        """Make a written (and, in sync mode, synced) chunk visible: queue bounds, positions,
+        key rows. Writer thread, or the group-commit thread for the chunks it syncs."""
+        new_end = chunk.end
+        seg = chunk.seg
         seg.written = new_end - seg.base
         for cq, (first, buf) in chunk.cq_bufs.items():
             cq.max_offset = first + len(buf) // ENTRY.size
@@ -331,24 +387,77 @@ class AppendWriter:
             self.dirty_cqs.update(chunk.cq_bufs)
         chunk.slots.clear()
         chunk.count = 0
-        self.commitlog.write_pos = new_end
         self.committed_pos = new_end
-        if self.sync or seal:
+        if self.sync or new_end == seg.base + self.commitlog.capacity:
             self.synced_pos = new_end
         self.key_sink(chunk.key_rows or None, new_end)
-        if self.refusal.status is not None:
-            self.refusal.status = None  # the disk took a write again: recovered
-            self.refusal.detail = ""
-        return None
+
+    def _sync_failed(self, current: _Chunk | None) -> AppendResult | None:
+        """An fdatasync of the group-commit thread failed: roll back every chunk written since
+        the last good one (the parked ones, then ``current`` if given, not yet written), refuse
+        their appends, resolve the parked batches. Writer thread only."""
+        gc = self.group_commit
+        assert gc is not None
+        gc.barrier()
+        exc, items = gc.take_failure()
+        if exc is None:
+            return None
+        refusal = self._refuse(exc, self.config.clock_ms())
+        chunks: list[_Chunk] = [obj for kind, obj in items if kind == CHUNK]
+        if current is not None:
+            chunks.append(current)
+        if chunks:
+            first = chunks[0]
+            self._rollback_to(first.seg, first.start)
+            rolled: set[ConsumeQueue] = set()
+            for chunk in chunks:
+                for cq, (first_entry, _buf) in chunk.cq_bufs.items():
+                    if cq not in rolled:  # its earliest entry among the failed chunks
+                        rolled.add(cq)
+                        cq.rollback(first_entry)
+                for out, i0 in chunk.slots:
+                    for i in range(i0, len(out)):
+                        if out[i].status is AppendStatus.OK:
+                            out[i] = refusal
+                chunk.slots.clear()
+                chunk.count = 0
+            self.commitlog.write_pos = first.start
+        pairs = [pair for kind, obj in items if kind == PAIRS for pair in obj]
+        if pairs:
+            self.loop.call_soon_threadsafe(_resolve, pairs)
+        return refusal
+
+    def _preallocate(self, seg: Segment, start: int, end: int) -> None:
+        """Reserve the segment's blocks ahead of the writes (``fallocate`` keeping the file
+        size): extending a file block by block is a large share of the kernel's cost per write
+        (see docs/storage.md, Performance). Best effort: a failure only skips it."""
+        if seg is self._prealloc_seg and end <= self._prealloc_to:
+            return
+        if seg is self._prealloc_seg:
+            start = max(start, self._prealloc_to)
+        length = min(self.commitlog.capacity - start, max(PREALLOCATE_BYTES, end - start))
+        if length <= 0:
+            return
+        try:
+            self.ops.preallocate(seg.fd, start, length)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                self._prealloc_on = False  # not supported here
+            return
+        self._prealloc_seg = seg
+        self._prealloc_to = start + length
 
     def _rollback(self, chunk: _Chunk) -> None:
-        seg = chunk.seg
-        try:
-            self.ops.ftruncate(seg.fd, chunk.start - seg.base)
-        except OSError:
-            pass  # bytes past write_pos are overwritten by the next chunk or cut by recovery
+        self._rollback_to(chunk.seg, chunk.start)
         for cq, (first, _buf) in chunk.cq_bufs.items():
             cq.rollback(first)
+
+    def _rollback_to(self, seg: Segment, pos: int) -> None:
+        try:
+            self.ops.ftruncate(seg.fd, pos - seg.base)
+        except OSError:
+            pass  # bytes past write_pos are overwritten by the next chunk or cut by recovery
+        self._prealloc_seg = None  # the truncation freed the preallocated blocks too
 
     def _refuse(self, exc: OSError, now_ms: int) -> AppendResult:
         status = AppendStatus.DISK_FULL if exc.errno == errno.ENOSPC else AppendStatus.IO_ERROR
