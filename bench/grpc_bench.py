@@ -92,6 +92,9 @@ def signed_headers() -> list[tuple[str, str]]:
 
 
 class NodeProcess:
+    #: Extra node command-line arguments (``--node-args``), e.g. ``--event-loop asyncio``.
+    extra_args: tuple[str, ...] = ()
+
     def __init__(self, root: Path, durability: str, rates: tuple[int, ...] = (3000, 500)) -> None:
         self.root = root
         self.grpc_port, self.metrics_port = free_port(), free_port()
@@ -101,7 +104,7 @@ class NodeProcess:
             [sys.executable, "-m", "brokers.node", "--state-file", str(root / "state.json"),
              "--data-dir", str(root / "data"), "--grpc-port", str(self.grpc_port),
              "--metrics-port", str(self.metrics_port), "--durability", durability,
-             "--log-level", "WARNING"],
+             "--log-level", "WARNING", *self.extra_args],
             cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30
@@ -516,7 +519,9 @@ def main() -> None:
                     help="paced send rates (msgs/s) for the latency phase")
     ap.add_argument("--only", default=",".join(PHASES),
                     help=f"comma-separated subset of {','.join(PHASES)}")
+    ap.add_argument("--node-args", default="", help="extra node arguments, space-separated")
     args = ap.parse_args()
+    NodeProcess.extra_args = tuple(args.node_args.split())
     if not shutil.which("h2load"):
         sys.exit("h2load not found: apt-get install -y nghttp2-client")
     q = args.quick

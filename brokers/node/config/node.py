@@ -34,3 +34,5 @@ class NodeConfig:
     max_grpc_message_bytes: int = 16 * MiB
     #: Signature freshness window around any real time-zone offset (protocol doc 1.4).
     signature_skew_s: float = 300.0
+    #: ``auto`` runs on uvloop when it is installed, else on asyncio's own loop.
+    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
