@@ -24,7 +24,7 @@ from brokers.node.grpc.runtime import NodeRuntime
 from brokers.node.grpc.servicer import MessagingServicer
 from brokers.node.grpc.transaction import make_transaction_checker
 from brokers.node.metrics import MetricsServer, NodeMetrics
-from brokers.node.store import MessageStore, StoreConfig
+from brokers.node.store import MessageStore, RecoveryReport, StoreConfig
 from rocketmq.grpc_protocol import service_pb2_grpc
 
 log = logging.getLogger("brokers.node")
@@ -67,6 +67,7 @@ class Node:
             root=cfg.data_dir / "store", durability=cfg.durability, node_id=cfg.node_id,
             segment_bytes=cfg.segment_bytes,
         ))
+        self._log_recovery(self.store.recovery_report)
         self.metrics.track_store_position(self._store_end_offset)
         self.delivery = engine = await self._start_delivery()
         self.runtime = NodeRuntime(
@@ -117,6 +118,20 @@ class Node:
         )
         await engine.start()
         return engine
+
+    @staticmethod
+    def _log_recovery(report: RecoveryReport) -> None:
+        """Say what opening the store found: operators read this after a crash."""
+        if report.clean:
+            log.info("store opened after a clean shutdown, end offset %d", report.end_offset)
+            return
+        log.warning(
+            "store recovered after an unclean shutdown: replayed %d record(s) from offset %d to %d, "
+            "truncated %d byte(s)%s, dropped %d consume-queue entr(ies); %s",
+            report.records_replayed, report.replay_start, report.end_offset, report.bytes_truncated,
+            f" at {report.truncated_at}" if report.truncated_at is not None else "",
+            report.consume_queue_entries_dropped, report.reason,
+        )
 
     def _store_end_offset(self) -> float:
         return float(self.store.end_offset) if self.store is not None else 0.0

@@ -101,6 +101,8 @@ class NodeHandle:
     log_file: Path
     tls: bool = False
     state: dict[str, Any] = field(default_factory=dict)
+    argv: list[str] = field(default_factory=list)  # how it was started, for restart()
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def endpoint(self) -> str:
@@ -158,6 +160,20 @@ class NodeHandle:
                 self.process.wait()
         return int(self.process.returncode)
 
+    def kill(self) -> None:
+        """SIGKILL: the process gets no chance to flush or mark a clean shutdown."""
+        self.process.kill()
+        self.process.wait()
+
+    def restart(self) -> None:
+        """Start the same command again (same data dir, state file and ports) once the process
+        has exited (``stop()`` or ``kill()``), and wait until it is healthy."""
+        assert self.argv and self.process.poll() is not None, "stop() or kill() it first"
+        with self.log_file.open("ab") as log:
+            self.process = subprocess.Popen(self.argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                            env={**os.environ, **self.env})
+        _wait_healthy(self)
+
 
 def _wait_healthy(handle: NodeHandle, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
@@ -202,7 +218,7 @@ def start_node_process(
         process = subprocess.Popen(args, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                                    env={**os.environ, **(env or {})})
     handle = NodeHandle(process, grpc_port, metrics_port, state_file, root / "data", log_file,
-                        tls=tls is not None, state=state)
+                        tls=tls is not None, state=state, argv=args, env=dict(env or {}))
     _wait_healthy(handle)
     return handle
 

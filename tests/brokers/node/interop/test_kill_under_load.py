@@ -1,0 +1,96 @@
+"""What an operator does to a broker: SIGKILL the node process while producers using the official
+Python SDK are sending, start it again, repeat. Every send the SDK reported as successful (the
+node runs in ``sync`` durability: answered only after an fsync covering the message) must then be
+consumed intact; messages whose send failed may or may not be there, but never half."""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from rocketmq import Message, Producer, SimpleConsumer
+from rocketmq.v5.model import FilterExpression
+
+from tests.brokers.node.conftest import ALL_ACCESS, NodeHandle, default_state
+
+PRODUCERS = 4
+KILLS = 5
+ACKED_BEFORE_KILL = 200  # per round: the kill lands with sends in flight, not on an idle node
+
+
+def _body(producer: int, seq: int) -> bytes:
+    return f"p{producer}-{seq:06d}|".encode() + b"x" * 512
+
+
+class _Sender(threading.Thread):
+    """Sends numbered messages in a loop; remembers the bodies the SDK reported as sent."""
+
+    def __init__(self, index: int, node: NodeHandle, stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.index, self.stop_event = index, stop
+        self.acked: list[bytes] = []
+        self.failures = 0
+        self.producer = Producer(node.client_config(*ALL_ACCESS, request_timeout=2), ("orders",))
+
+    def run(self) -> None:
+        seq = 0
+        while not self.stop_event.is_set():
+            msg = Message()
+            msg.topic, msg.body, msg.tag = "orders", _body(self.index, seq), "kill"
+            seq += 1
+            try:
+                self.producer.send(msg)
+            except Exception:  # noqa: BLE001 - the node is down: that send is simply not acked
+                self.failures += 1
+                time.sleep(0.05)
+                continue
+            self.acked.append(msg.body)
+
+
+def _wait(predicate: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+def test_nothing_acknowledged_is_lost_when_the_node_is_killed_under_load(start_node) -> None:
+    node = start_node(default_state(), durability="sync")
+    stop = threading.Event()
+    senders = [_Sender(i, node, stop) for i in range(PRODUCERS)]
+    for s in senders:
+        s.producer.startup()
+        s.start()
+    try:
+        for _ in range(KILLS):
+            before = sum(len(s.acked) for s in senders)
+            _wait(lambda: sum(len(s.acked) for s in senders) >= before + ACKED_BEFORE_KILL, timeout=60)
+            node.kill()
+            node.restart()
+        _wait(lambda: sum(len(s.acked) for s in senders) >= before + 2 * ACKED_BEFORE_KILL, timeout=60)
+    finally:
+        stop.set()
+        for s in senders:
+            s.join(timeout=30)
+            s.producer.shutdown()
+    acked = {body for s in senders for body in s.acked}
+    assert len(acked) >= (KILLS + 1) * ACKED_BEFORE_KILL
+
+    consumer = SimpleConsumer(node.client_config(*ALL_ACCESS), "g1", {"orders": FilterExpression("kill")})
+    consumer.startup()
+    received: set[bytes] = set()
+    try:
+        deadline = time.monotonic() + 90
+        while not acked <= received and time.monotonic() < deadline:
+            for m in consumer.receive(32, 30):
+                # whatever is there is whole: one of our bodies, byte for byte
+                producer, _, rest = m.body.partition(b"-")
+                seq = int(rest.split(b"|", 1)[0])
+                assert m.body == _body(int(producer[1:]), seq)
+                received.add(m.body)
+                consumer.ack(m)
+    finally:
+        consumer.shutdown()
+    lost = acked - received
+    assert not lost, f"{len(lost)} of {len(acked)} acknowledged messages lost, e.g. {sorted(lost)[:3]}"
+    assert node.log_text().count("store recovered after an unclean shutdown") == KILLS
