@@ -16,6 +16,7 @@ import asyncio
 import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from brokers.node.delivery.state import CursorKey
 
@@ -61,6 +62,12 @@ class Cursor:
     committed: int = -1
     #: Set when ``busy`` ends; created only when a receive waits for this cursor.
     _idle: asyncio.Event | None = None
+    #: Read-ahead (engine ``_take_new``): messages from ``nxt`` on, read but not yet taken; the
+    #: store read's next offset and max offset; when it was read (time.monotonic()).
+    ahead: list[Any] | None = None
+    ahead_end: int = 0
+    ahead_hi: int = 0
+    ahead_at: float = 0.0
 
     def idle_event(self) -> asyncio.Event:
         if self._idle is None:

@@ -53,6 +53,7 @@ async def reset_cursor(engine: DeliveryEngine, group: ConsumerGroup, topic: str,
         cur.ready.clear()
         cur.ready_set.clear()
         cur._heap.clear()  # noqa: SLF001
+        cur.ahead = None  # read-ahead of the old position
         cur.nxt = offset
     engine._state.put_cursor(key, cur.base, cur.nxt)  # noqa: SLF001
     engine._notifier.notify(topic)  # noqa: SLF001 - long-pollers see the replayed messages

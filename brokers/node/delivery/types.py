@@ -53,10 +53,11 @@ class ConsumerGroup:
     max_delivery_attempts: int = 17
     retry_backoff_ms: tuple[int, ...] = DEFAULT_RETRY_BACKOFF_MS
 
-    @property
-    def key(self) -> str:
-        """The stored group name ``<namespace>%<group>``."""
-        return f"{self.namespace}%{self.name}"
+    #: The stored group name ``<namespace>%<group>`` (computed once: used on every call).
+    key: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.namespace}%{self.name}")
 
     def backoff_ms(self, attempt: int) -> int:
         """Retry delay after delivery number ``attempt`` (1-based) failed."""
