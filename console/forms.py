@@ -227,7 +227,7 @@ class GroupEditForm(forms.ModelForm):
         }
 
 
-MiB_ = 1024 * 1024
+_MIB = 1024 * 1024
 
 
 class InstanceEditForm(forms.Form):
@@ -248,7 +248,7 @@ class InstanceEditForm(forms.Form):
     def __init__(self, *args: Any, plan: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         ceilings = {"send_tps": plan.send_tps, "receive_tps": plan.receive_tps,
-                    "storage_mib": plan.storage_bytes // MiB_, "retention_hours": plan.retention_hours,
+                    "storage_mib": plan.storage_bytes // _MIB, "retention_hours": plan.retention_hours,
                     "max_message_kib": plan.max_message_bytes // 1024}
         for name, ceiling in ceilings.items():
             self.fields[name].help_text = " ".join(filter(None, [self.fields[name].help_text,
@@ -256,15 +256,23 @@ class InstanceEditForm(forms.Form):
 
     @staticmethod
     def initial_for(instance: Instance) -> dict[str, Any]:
+        """The form's values for ``instance`` (sizes in the form's units)."""
         return {"description": instance.description, "send_tps": instance.send_tps, "receive_tps": instance.receive_tps,
-                "storage_mib": instance.storage_bytes // MiB_, "retention_hours": instance.retention_hours,
+                "storage_mib": instance.storage_bytes // _MIB, "retention_hours": instance.retention_hours,
                 "max_message_kib": instance.max_message_bytes // 1024}
 
-    def service_fields(self) -> dict[str, Any]:
+    def service_fields(self, instance: Instance) -> dict[str, Any]:
+        """The cleaned data as ``instance_update`` takes it (sizes in bytes). A size left at its
+        shown (rounded down) value keeps the instance's exact byte count (set through the API)."""
         data = self.cleaned_data
+        storage = data["storage_mib"] * _MIB
+        if data["storage_mib"] == instance.storage_bytes // _MIB:
+            storage = instance.storage_bytes
+        largest = data["max_message_kib"] * 1024
+        if data["max_message_kib"] == instance.max_message_bytes // 1024:
+            largest = instance.max_message_bytes
         return {"description": data["description"], "send_tps": data["send_tps"], "receive_tps": data["receive_tps"],
-                "storage_bytes": data["storage_mib"] * MiB_, "retention_hours": data["retention_hours"],
-                "max_message_bytes": data["max_message_kib"] * 1024}
+                "storage_bytes": storage, "retention_hours": data["retention_hours"], "max_message_bytes": largest}
 
 
 class PlanForm(forms.Form):

@@ -165,6 +165,7 @@ def _contact(request: HttpRequest, contact_id: int) -> AlertContact:
 @org_view()
 @require_http_methods(["GET", "POST"])
 def contact_edit(request: HttpRequest, contact_id: int) -> HttpResponse:
+    """Change a contact's address or name (admins and above, as ``PATCH /api/v1/alert-contacts/{id}/``)."""
     contact = _contact(request, contact_id)
     require_role(request, Role.ADMIN)
     form = AlertContactForm(request.POST or None, initial={"email": contact.email, "name": contact.name})
@@ -184,6 +185,7 @@ def contact_edit(request: HttpRequest, contact_id: int) -> HttpResponse:
 
 
 def _contact_losses(contact: AlertContact) -> list[str]:
+    """What deleting ``contact`` changes, in the words of the confirmation page."""
     losses = [f"{contact.email} stops receiving the alerts of every instance of the organisation"]
     remaining = AlertContact.objects.filter(organisation_id=contact.organisation_id).exclude(pk=contact.pk).count()
     if not remaining:
@@ -199,6 +201,7 @@ def _contact_losses(contact: AlertContact) -> list[str]:
 @org_view()
 @require_http_methods(["GET", "POST"])
 def contact_delete(request: HttpRequest, contact_id: int) -> HttpResponse:
+    """A confirmation page naming what changes when the contact goes, then delete (admins and above)."""
     contact = _contact(request, contact_id)
     require_role(request, Role.ADMIN)
     if request.method == "POST":

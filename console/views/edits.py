@@ -60,7 +60,7 @@ def instance_edit(request: HttpRequest, instance_id: int) -> HttpResponse:
     form = InstanceEditForm(request.POST or None, initial=InstanceEditForm.initial_for(instance), plan=plan)
     if request.method == "POST" and form.is_valid():
         try:
-            services.instance_update(instance=instance, actor=actor(request), **form.service_fields())
+            services.instance_update(instance=instance, actor=actor(request), **form.service_fields(instance))
         except QuotaExceeded as exc:
             field = InstanceEditForm.ALIASES.get(exc.details["quota"], exc.details["quota"])
             form.add_error(field if field in form.fields else None, _quota_message(exc))

@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
@@ -15,7 +16,7 @@ from console.scoping import actor, org_view, scoped
 from tenants import services
 from tenants.api.views.tenancy import AuditLogFilter
 from tenants.errors import ApplicationError
-from tenants.models import AuditLog, Organisation, Role
+from tenants.models import AuditLog, InstanceStatus, Organisation, Role
 from tenants.selectors import plans_list
 
 @org_view(Role.ADMIN)
@@ -52,7 +53,8 @@ def ops(request: HttpRequest) -> HttpResponse:
     organisation with its plan (operators may assign any plan, self-service or not)."""
     if (login := _require_staff(request)) is not None:
         return login
-    organisations = Organisation.objects.select_related("plan").order_by("name")
+    organisations = (Organisation.objects.select_related("plan").order_by("name")
+                     .annotate(live_instances=Count("instances", filter=~Q(instances__status=InstanceStatus.DELETING))))
     return page(request, "console/operations/ops.html", {
         "section": "ops",
         "organisations": [(o, PlanForm(initial={"plan": o.plan.code}, plans=_plan_choices(), prefix=f"org{o.pk}"))

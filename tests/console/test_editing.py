@@ -188,6 +188,11 @@ def test_instance_quotas_lowered_not_raised_above_the_plan(tenant: Any, instance
     assert instance.topics.get().retention_hours == 24  # lowered with the instance
     assert AuditLog.objects.filter(object_type="instance", action="update", actor=tenant.users["member"]).count() == 1
     assert browser(tenant.users["viewer"]).post(url, form).status_code == 403
+    # A size set to the byte through the API survives a save that leaves its rounded value alone.
+    services.instance_update(instance=instance, actor=services.SYSTEM, storage_bytes=512 * 2**20 + 1)
+    assert member.post(url, {**form, "send_tps": "40"}).status_code == 302
+    instance.refresh_from_db()
+    assert (instance.send_tps, instance.storage_bytes) == (40, 512 * 2**20 + 1)
 
 
 def test_operators_assign_any_plan_others_cannot(tenant: Any, make_user: Any, instance: Instance) -> None:
