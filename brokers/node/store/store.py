@@ -44,6 +44,31 @@ _CLOSED = AppendResult(AppendStatus.STORE_CLOSED, detail="store is closed")
 # How many consume-queue entries one filtered read may skip over before returning.
 MAX_FILTER_SCAN = 4096
 _PROBE_BYTES = 4096
+# A read takes records of one queue; other queues' records sit between them in the commit log.
+# One pread spans picked records up to this far apart (the bytes between are read and dropped),
+# at most _RUN_MAX_BYTES per pread: with a few queues interleaved this turns one pread per
+# message into one per read (~2-4 us/msg less CPU for 1 KiB messages, 4 queues; delivery.md).
+_RUN_MAX_GAP = 64 * 1024
+_RUN_MAX_BYTES = 1024 * 1024
+
+
+def _run_end(picked: list[tuple[int, int, int]], i: int, cap: int) -> int:
+    """End (exclusive) of the run of ``picked`` (queue offset, commit-log offset, size) entries
+    from ``i`` that one pread serves: ascending, same segment, gaps <= _RUN_MAX_GAP."""
+    first = picked[i][1]
+    seg = first // cap
+    j = i + 1
+    prev_end = first + picked[i][2]
+    while j < len(picked):
+        _q, off, size = picked[j]
+        if not 0 <= off - prev_end <= _RUN_MAX_GAP or off // cap != seg \
+                or off + size - first > _RUN_MAX_BYTES:
+            break
+        prev_end = off + size
+        j += 1
+    return j
+
+
 # Most single appends one AppendGroup takes. A loop iteration with more makes several groups, so
 # the writer can start on the first (and, in sync mode, its fsync) while the loop is still busy
 # with the rest: the group-commit pipeline needs more than one request in flight.
@@ -334,11 +359,7 @@ class MessageStore:
         node = self.config.node_id
         i = 0
         while i < len(picked):
-            # One pread per run of records adjacent in the same segment.
-            j = i + 1
-            while (j < len(picked) and picked[j][1] == picked[j - 1][1] + picked[j - 1][2]
-                   and picked[j][1] // cap == picked[i][1] // cap):
-                j += 1
+            j = _run_end(picked, i, cap)
             start = picked[i][1]
             length = picked[j - 1][1] + picked[j - 1][2] - start
             data = self.commitlog.read(start, length) if start >= self.commitlog.min_offset else b""
