@@ -9,6 +9,7 @@ Measures, with 1 KiB bodies, against a real ``python -m brokers.node`` process o
   signed gRPC frame (the signature covers only x-mq-date-time, so one header stays valid);
 * batched SendMessage (16 messages per request), msgs/s, same driver;
 * the official Python SDK producer (blocking ``send`` from several threads): msgs/s, p50/p99;
+* receive only, from h2load (ReceiveMessage streams of up to 32, never acked): msgs/s;
 * consume with ack (raw grpc.aio receive of 32 + one AckMessage per batch): msgs/s;
 * send -> receive latency and send RPC latency at a paced 3k msgs/s;
 * the store alone (in-process ``append`` / ``append_many``), and the ceilings of grpcio on this
@@ -65,7 +66,7 @@ def bench_state(rates: tuple[int, ...] = (3000, 500)) -> dict[str, Any]:
         "version": 1,
         "namespaces": {NS: {
             "topics": {"bench": {"queues": 8}, **lat_topics},
-            "groups": {"gb": {}, **lat_groups},
+            "groups": {"gb": {}, "gr": {}, **lat_groups},
             "credentials": {AK: {"secrets": [SK], "acl": [
                 {"resource": "topic", "pattern": "*", "actions": ["pub", "sub"]},
                 {"resource": "group", "pattern": "*", "actions": ["sub"]},
@@ -122,6 +123,13 @@ class NodeProcess:
     @property
     def endpoint(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
+
+    def delivered(self) -> int:
+        """Messages delivered so far (the node's ``mq_messages_out_total``)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as r:
+            text = r.read().decode()
+        return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                       if line.startswith("mq_messages_out_total{")))
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -451,7 +459,7 @@ async def store_only(root: Path, durability: str, total: int) -> dict[str, float
 # --------------------------------------------------------------------------- main
 
 
-PHASES = ("ceiling", "store", "single", "batch", "sdk", "consume", "paced")
+PHASES = ("ceiling", "store", "single", "batch", "sdk", "receive", "consume", "paced")
 
 
 class Cpu:
@@ -564,6 +572,23 @@ def main() -> None:
                     print(f"SDK producer    : {r['msgs_s']:8.0f} msgs/s  p50 {r['p50_ms']:.2f} ms  "
                           f"p99 {r['p99_ms']:.2f} ms (8 threads, blocking send)  "
                           f"[{cpu.per(total)}]", flush=True)
+                if "receive" in only:
+                    # ReceiveMessage alone from a native client (no Python consumer in the way):
+                    # h2load streams of up to 32, never acked (60 s invisible), in a group of
+                    # its own; messages counted by the node's delivered-messages metric.
+                    fill = max(0, 20000 - backlog)
+                    if fill:
+                        run_h2load(node, 16, fill // 16 + 1, 4, 8, tmp)
+                        backlog += fill // 16 * 16 + 16
+                    recv = grpc_frame(_receive_request(32, 1, group="gr").SerializeToString())
+                    before = node.delivered()
+                    with Cpu(pid) as cpu:
+                        r = run_h2load(node, 32, backlog // 32, 4, 8, tmp, path=RECEIVE_PATH,
+                                       body=recv)
+                    got = node.delivered() - before
+                    print(f"h2load receive  : {got / cpu.wall:8.0f} msgs/s ({got} msgs, "
+                          f"{r['req_s']:.0f} streams/s of up to 32, no ack, -c4 -m8)  "
+                          f"[{cpu.per(got)}]", flush=True)
                 if "consume" in only:
                     if backlog < 20000:
                         run_h2load(node, 16, (20000 - backlog) // 16 + 1, 4, 8, tmp)

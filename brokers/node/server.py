@@ -21,11 +21,10 @@ from brokers.node.agent.metrics_report import MetricsReporter
 from brokers.node.config import NodeConfig, StateError, StateHolder
 from brokers.node.delivery import DeliveryEngine
 from brokers.node.grpc.runtime import NodeRuntime
-from brokers.node.grpc.servicer import MessagingServicer
+from brokers.node.grpc.servicer import MessagingServicer, add_to_server
 from brokers.node.grpc.transaction import make_transaction_checker
 from brokers.node.metrics import MetricsServer, NodeMetrics
 from brokers.node.store import MessageStore, RecoveryReport, StoreConfig
-from rocketmq.grpc_protocol import service_pb2_grpc
 
 log = logging.getLogger("brokers.node")
 
@@ -81,9 +80,7 @@ class Node:
             ("grpc.so_reuseport", 0),
             *_KEEPALIVE_OPTIONS,
         ])
-        service_pb2_grpc.add_MessagingServiceServicer_to_server(
-            MessagingServicer(self.runtime), self._grpc
-        )
+        add_to_server(MessagingServicer(self.runtime), self._grpc)
         address = f"{cfg.listen_host}:{cfg.grpc_port}"
         if cfg.tls_cert and cfg.tls_key:
             creds = grpc.ssl_server_credentials(

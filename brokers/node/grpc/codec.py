@@ -197,3 +197,40 @@ def to_delivered_message(
 
 def transaction_id_of(stored: StoredMessage) -> str:
     return stored.properties.get(PROP_TRANSACTION_ID) or public_message_id(stored)
+
+
+# --------------------------------------------------------------------------- wire frames
+# ReceiveMessage writes one frame per delivered message (protocol §4.8): the handler yields the
+# serialized ``ReceiveMessageResponse`` itself (grpc's serializer is skipped, servicer.py), so a
+# delivered message is serialized once and wrapped by prefixing the oneof field's tag and length
+# instead of being copied into a response object first.
+
+
+def _varint(n: int) -> bytes:
+    if n < 0x4000:  # every frame up to 16 KiB: one or two bytes
+        return bytes((n,)) if n < 0x80 else bytes(((n & 0x7F) | 0x80, n >> 7))
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def response_message_frame(message_bytes: bytes) -> bytes:
+    """``ReceiveMessageResponse{message}`` (field 2) around a serialized ``Message``."""
+    return b"\x12" + _varint(len(message_bytes)) + message_bytes
+
+
+def delivered_frame(
+    stored: StoredMessage,
+    *,
+    receipt_handle: str,
+    delivery_attempt: int,
+    invisible_duration_s: float | None = None,
+) -> bytes:
+    """Serialized ``ReceiveMessageResponse{message: to_delivered_message(...)}``."""
+    return response_message_frame(to_delivered_message(
+        stored, receipt_handle=receipt_handle, delivery_attempt=delivery_attempt,
+        invisible_duration_s=invisible_duration_s,
+    ).SerializeToString())

@@ -24,7 +24,7 @@ from brokers.node.filter import FilterType, compile_filter
 from brokers.node.quota import QuotaVerdict
 
 from .boundary import Call, admit, translate, unary
-from .codec import stored_topic, to_delivered_message
+from .codec import delivered_frame, stored_topic
 from .errors import MqError, Unauthorized
 from .route import DLQ_PREFIX, resolve_topic
 from .runtime import NodeRuntime
@@ -41,10 +41,16 @@ def _ms(duration: object) -> int:
     return int(duration.seconds * 1000 + duration.nanos // 1_000_000)  # type: ignore[attr-defined]
 
 
-def _now_ts() -> Timestamp:
+def _timestamp_frame() -> bytes:
+    """``ReceiveMessageResponse{delivery_timestamp: now}``: the stream's closing frame."""
     ts = Timestamp()
     ts.GetCurrentTime()
-    return ts
+    return spb.ReceiveMessageResponse(delivery_timestamp=ts).SerializeToString()
+
+
+_OK_FRAME: Final = spb.ReceiveMessageResponse(status=OK_STATUS).SerializeToString()
+_NOT_FOUND_FRAME: Final = spb.ReceiveMessageResponse(
+    status=status(Code.MESSAGE_NOT_FOUND, "no new message")).SerializeToString()
 
 
 def long_poll_budget_ms(request: spb.ReceiveMessageRequest, remaining_s: float | None) -> int:
@@ -86,25 +92,32 @@ class ConsumeHandlers:
 
     async def ReceiveMessage(
         self, request: spb.ReceiveMessageRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[spb.ReceiveMessageResponse]:
+    ) -> AsyncIterator[bytes]:
+        """Status frame, one frame per message, ``delivery_timestamp`` frame (§4.8).
+
+        Yields serialized ``ReceiveMessageResponse`` bytes (registered without a response
+        serializer, servicer.RAW_RESPONSES): one serialization per message, no wrapper copy.
+        """
         try:
-            messages = await self._receive(request, context)
+            frames = await self._receive(request, context)
         except Exception as exc:  # noqa: BLE001 - status frame, then end (§4.8)
-            yield spb.ReceiveMessageResponse(status=translate(exc, "ReceiveMessage"))
+            yield spb.ReceiveMessageResponse(
+                status=translate(exc, "ReceiveMessage")).SerializeToString()
             if not isinstance(exc, Unauthorized):  # refused callers get exactly one frame
-                yield spb.ReceiveMessageResponse(delivery_timestamp=_now_ts())
+                yield _timestamp_frame()
             return
-        if not messages:
-            yield spb.ReceiveMessageResponse(status=status(Code.MESSAGE_NOT_FOUND, "no new message"))
+        if not frames:
+            yield _NOT_FOUND_FRAME
         else:
-            yield spb.ReceiveMessageResponse(status=OK_STATUS)
-            for m in messages:
-                yield spb.ReceiveMessageResponse(message=m)
-        yield spb.ReceiveMessageResponse(delivery_timestamp=_now_ts())
+            yield _OK_FRAME
+            for frame in frames:
+                yield frame
+        yield _timestamp_frame()
 
     async def _receive(
         self, request: spb.ReceiveMessageRequest, context: grpc.aio.ServicerContext
-    ) -> list[pb.Message]:
+    ) -> list[bytes]:
+        """The delivered messages as serialized ReceiveMessageResponse frames."""
         rt = self.runtime
         queue = request.message_queue
         call = admit(rt, context,
@@ -140,18 +153,19 @@ class ConsumeHandlers:
             long_poll_ms=long_poll_budget_ms(request, context.time_remaining()),
             queue_id=queue_id,
         )
+        if not deliveries:
+            return []
         now_ms = int(time.time() * 1000)
         out = [
-            to_delivered_message(
+            delivered_frame(
                 d.message, receipt_handle=d.receipt_handle, delivery_attempt=d.delivery_attempt,
                 invisible_duration_s=max(0, d.invisible_until_ms - now_ms) / 1000,
             )
             for d in deliveries
         ]
-        if out:
-            rt.quotas.charge_receive(target.ns.name, len(out))
-            rt.metrics.delivered(target.ns.name, target.topic.name, len(out),
-                                 sum(len(m.body) for m in out))
+        rt.quotas.charge_receive(target.ns.name, len(out))
+        rt.metrics.delivered(target.ns.name, target.topic.name, len(out),
+                             sum(len(d.message.body) for d in deliveries))
         return out
 
     @unary(spb.AckMessageResponse)
