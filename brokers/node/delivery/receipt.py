@@ -47,6 +47,7 @@ class ReceiptCodec:
 
     _PREFIX_CACHE_MAX: Final = 4096
     _STREAM_CACHE_MAX: Final = 8192
+    _ISSUED_MAX: Final = 131072
 
     def __init__(self, secret: bytes) -> None:
         if len(secret) < 16:
@@ -56,6 +57,10 @@ class ReceiptCodec:
         self._shake_prefixes: dict[tuple[str, str], Any] = {}
         #: (group, topic, batch id, deadline) -> hex MAC stream of that batch (v2)
         self._streams: dict[tuple[str, str, int, int], str] = {}
+        #: Handles issued recently and not yet verified -> (group, topic, batch, index,
+        #: deadline). The exact string came from here, so its first verification is a dict
+        #: pop and a name check, no parsing or MAC. Only a cache: a miss takes the MAC path.
+        self._issued: dict[str, tuple[str, str, int, int, int]] = {}
 
     # ------------------------------------------------------------------ v2
     def _stream(self, group: str, topic: str, batch_id: int, deadline_ms: int,
@@ -83,8 +88,15 @@ class ReceiptCodec:
         stream = self._stream(group, topic, batch_id, deadline_ms, count)
         self._remember((group, topic, batch_id, deadline_ms), stream)
         head, tail = f"v2.{batch_id:x}.", f".{deadline_ms:x}."
-        return [f"{head}{i:x}{tail}{stream[i * _MAC_HEX:(i + 1) * _MAC_HEX]}"
-                for i in range(count)]
+        handles = [f"{head}{i:x}{tail}{stream[i * _MAC_HEX:(i + 1) * _MAC_HEX]}"
+                   for i in range(count)]
+        issued = self._issued
+        if len(issued) + count > self._ISSUED_MAX:
+            for old in list(issued)[:max(count, len(issued) // 8)]:
+                del issued[old]
+        for i, h in enumerate(handles):
+            issued[h] = (group, topic, batch_id, i, deadline_ms)
+        return handles
 
     def encode(self, group: str, topic: str, receipt: Receipt) -> str:
         return self.encode_batch(group, topic, receipt.batch_id, receipt.index + 1,
@@ -97,6 +109,9 @@ class ReceiptCodec:
 
     def verify(self, group: str, topic: str, handle: str) -> tuple[int, int, int] | None:
         """``decode`` as a plain (batch id, index, deadline ms) tuple (the ack hot path)."""
+        hit = self._issued.pop(handle, None)
+        if hit is not None and hit[0] == group and hit[1] == topic:
+            return hit[2], hit[3], hit[4]
         if len(handle) > 128:
             return None
         if handle.startswith("v2."):
