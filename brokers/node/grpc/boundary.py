@@ -97,9 +97,13 @@ def translate(exc: BaseException, method: str) -> pb.Status:
 
 
 def unary(
-    response_cls: Callable[..., Resp],
+    response_cls: Callable[..., Resp], *, raw: bool = False,
 ) -> Callable[[Callable[..., Awaitable[Resp]]], Callable[..., Awaitable[Resp]]]:
-    """Wrap ``async handler(self, request, context)`` so refusals come back in ``status``."""
+    """Wrap ``async handler(self, request, context)`` so refusals come back in ``status``.
+
+    ``raw``: the handler returns serialized response bytes (its method is registered without a
+    response serializer, servicer.RAW_RESPONSES), so refusals are serialized here too.
+    """
 
     def wrap(handler: Callable[..., Awaitable[Resp]]) -> Callable[..., Awaitable[Resp]]:
         async def rpc(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Resp:
@@ -113,7 +117,8 @@ def unary(
                     ns = headers_of(context).get("x-mq-namespace", "")
                     _refusals.warning(f"ns={ns}", "[ns=%s] forbidden %s: %s",
                                       ns, handler.__name__, exc)
-                return response_cls(status=translate(exc, handler.__name__))
+                response = response_cls(status=translate(exc, handler.__name__))
+                return response.SerializeToString() if raw else response  # type: ignore[attr-defined,no-any-return]
 
         rpc.__name__ = handler.__name__
         rpc.__doc__ = handler.__doc__

@@ -86,11 +86,12 @@ def message_type_of(flags: int) -> int:
 
 
 _FLAGS_OF_TYPE: Final = {
-    pb.NORMAL: MessageFlag.NORMAL,
-    pb.FIFO: MessageFlag.FIFO,
-    pb.DELAY: MessageFlag.DELAY,
-    pb.TRANSACTION: MessageFlag.TRANSACTION_HALF,
+    pb.NORMAL: int(MessageFlag.NORMAL),
+    pb.FIFO: int(MessageFlag.FIFO),
+    pb.DELAY: int(MessageFlag.DELAY),
+    pb.TRANSACTION: int(MessageFlag.TRANSACTION_HALF),
 }
+_NORMAL_FLAGS: Final = int(MessageFlag.NORMAL)
 
 
 def to_new_message(
@@ -102,11 +103,15 @@ def to_new_message(
     born_host_fallback: str,
     extra_properties: Mapping[str, str] | None = None,
 ) -> NewMessage:
-    """Map a (validated) SendMessage entry to the store's append input."""
+    """Map a (validated) SendMessage entry to the store's append input (each field read once:
+    this runs for every message sent)."""
     sp = msg.system_properties
-    props: dict[str, str] = dict(msg.user_properties)
-    if sp.message_id:
-        props[PROP_UNIQ_KEY] = sp.message_id
+    body = msg.body
+    user = msg.user_properties
+    props: dict[str, str] = dict(user) if user else {}
+    message_id = sp.message_id
+    if message_id:
+        props[PROP_UNIQ_KEY] = message_id
     if sp.HasField("message_group"):
         props[PROP_MESSAGE_GROUP] = sp.message_group
     if sp.HasField("delivery_timestamp"):
@@ -115,18 +120,18 @@ def to_new_message(
         props.update(extra_properties)
     # Computed once here, not on every delivery (consumers verify it; the body never changes
     # after this point: timer/half/DLQ copies keep body and properties).
-    props[PROP_BODY_MD5] = hashlib.md5(msg.body).hexdigest().upper()
-    born_ms = timestamp_to_ms(sp.born_timestamp) if sp.HasField("born_timestamp") else 0
+    props[PROP_BODY_MD5] = hashlib.md5(body).hexdigest().upper()
+    keys = sp.keys
     return NewMessage(
         topic=stored_topic_name,
         queue_id=queue_id,
-        body=msg.body,
+        body=body,
         tag=sp.tag if sp.HasField("tag") else "",
-        keys=tuple(sp.keys),
+        keys=tuple(keys) if keys else (),
         properties=props,
-        born_timestamp_ms=born_ms,
+        born_timestamp_ms=timestamp_to_ms(sp.born_timestamp) if sp.HasField("born_timestamp") else 0,
         born_host=sp.born_host or born_host_fallback,
-        flags=int(_FLAGS_OF_TYPE.get(message_type, MessageFlag.NORMAL)),
+        flags=_FLAGS_OF_TYPE.get(message_type, _NORMAL_FLAGS),
     )
 
 

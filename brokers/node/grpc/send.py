@@ -23,16 +23,16 @@ from brokers.node.quota import QuotaVerdict
 from brokers.node.store.model import AppendResult, AppendStatus, NewMessage
 
 from .boundary import admit, unary
-from .codec import stored_topic, to_new_message
+from .codec import _varint, stored_topic, to_new_message
 from .errors import MqError
 from .route import resolve_topic
 from .runtime import NodeRuntime
 from .status import APPEND_CODES, OK_STATUS, QUOTA_CODES, status
-from .validation import check_message, check_request_shape
+from .validation import allowed_types, check_message, check_request_shape
 
 Code = pb.Code
-_ENGINE_TYPES: Final = {pb.NORMAL: "NORMAL", pb.FIFO: "FIFO", pb.DELAY: "DELAY",
-                        pb.TRANSACTION: "TRANSACTION"}
+_ENGINE_TYPES: Final = {pb.NORMAL: MessageType.NORMAL, pb.FIFO: MessageType.FIFO,
+                        pb.DELAY: MessageType.DELAY, pb.TRANSACTION: MessageType.TRANSACTION}
 
 
 class QueueSelector:
@@ -54,10 +54,11 @@ class SendHandlers:
     runtime: NodeRuntime
     selector: QueueSelector
 
-    @unary(spb.SendMessageResponse)
+    @unary(spb.SendMessageResponse, raw=True)
     async def SendMessage(
         self, request: spb.SendMessageRequest, context: grpc.aio.ServicerContext
-    ) -> spb.SendMessageResponse:
+    ) -> bytes:
+        """Returns the serialized SendMessageResponse (registered raw, servicer.RAW_RESPONSES)."""
         rt = self.runtime
         messages = list(request.messages)
         call = admit(rt, context, [m.topic.resource_namespace for m in messages[:1]],
@@ -67,7 +68,8 @@ class SendHandlers:
         topic = resolve_topic(rt, ns, name)
         call.principal.require(ResourceKind.TOPIC, topic.name, Action.PUB)
         now_ms = int(time.time() * 1000)
-        types = [check_message(m, topic, now_ms) for m in messages]
+        allowed = allowed_types(topic)
+        types = [check_message(m, topic, now_ms, allowed) for m in messages]
         sizes = [len(m.body) for m in messages]
         decision = rt.quotas.check_send(ns.name, sizes)
         if decision.verdict is not QuotaVerdict.OK:
@@ -75,54 +77,79 @@ class SendHandlers:
             raise MqError(decision.detail, QUOTA_CODES[decision.verdict])
         born_host = _peer_host(call.peer)
         full_topic = stored_topic(ns.name, topic.name)
+        pick = self.selector.pick
         new = [
             to_new_message(
                 m, stored_topic_name=full_topic,
-                queue_id=self.selector.pick(full_topic, topic,
-                                            m.system_properties.message_group or None),
+                queue_id=pick(full_topic, topic, m.system_properties.message_group or None),
                 message_type=t, born_host_fallback=born_host,
             )
             for m, t in zip(messages, types)
         ]
         results, txn_ids = await self._append(new, types, call.client_id)
-        ok = [r for r in results if r.status is AppendStatus.OK]
+        ok = 0
+        nbytes = 0
+        top = b""
+        entries = []
+        for r, txn, size in zip(results, txn_ids, sizes):
+            if r.status is _APPEND_OK:
+                ok += 1
+                nbytes += size
+                msg_id = r.msg_id
+                entries.append(_ok_entry(msg_id, txn or msg_id, r.queue_offset))
+            else:
+                st = _entry_status_bytes(r)
+                # The client reads only the top status (G10): report the first failure there.
+                top = top or st
+                entries.append(_field(b"\x12", _field(b"\x0a", st)
+                                      + _field(b"\x12", r.msg_id.encode())
+                                      + _field(b"\x1a", (txn or r.msg_id).encode())))
         if ok:
-            nbytes = sum(s for s, r in zip(sizes, results) if r.status is AppendStatus.OK)
-            rt.metrics.sent(ns.name, topic.name, len(ok), nbytes)
-        entries = [
-            spb.SendResultEntry(
-                status=_entry_status(r), message_id=r.msg_id, transaction_id=txn or r.msg_id,
-                offset=max(r.queue_offset, 0),
-            )
-            for r, txn in zip(results, txn_ids)
-        ]
-        failed = [e.status for e in entries if e.status.code != Code.OK]
-        # The client reads only the top status (G10): report the first failure there.
-        top = failed[0] if failed else OK_STATUS
-        return spb.SendMessageResponse(status=top, entries=entries)
+            rt.metrics.sent(ns.name, topic.name, ok, nbytes)
+        return _field(b"\x0a", top or _OK_STATUS_BYTES) + b"".join(entries)
 
     async def _append(
         self, new: list[NewMessage], types: list[int], client_id: str
     ) -> tuple[list[AppendResult], list[str]]:
         engine = self.runtime.delivery
-        if len(set(types)) == 1 and len(new) > 1:
-            puts = await engine.put_many(new, message_type=MessageType(_ENGINE_TYPES[types[0]]))
+        if len(new) > 1 and len(set(types)) == 1:
+            puts = await engine.put_many(new, message_type=_ENGINE_TYPES[types[0]])
         else:
             puts = [
-                await engine.put(m, message_type=MessageType(_ENGINE_TYPES[t]),
-                                 producer_client_id=client_id)
+                await engine.put(m, message_type=_ENGINE_TYPES[t], producer_client_id=client_id)
                 for m, t in zip(new, types)
             ]
         return [p.append for p in puts], [p.transaction_id for p in puts]
+
+
+# --------------------------------------------------------------------------- response bytes
+# SendMessageResponse{status = 1, entries = 2}; SendResultEntry{status = 1, message_id = 2,
+# transaction_id = 3, offset = 4}. Built directly: a batch of 16 otherwise spends more on
+# protobuf objects for the reply than on validating the request (test_send_wire.py checks the
+# bytes parse to the same response).
+_APPEND_OK: Final = AppendStatus.OK
+_OK_STATUS_BYTES: Final = OK_STATUS.SerializeToString()
+_OK_ENTRY_STATUS: Final = b"\x0a" + bytes((len(_OK_STATUS_BYTES),)) + _OK_STATUS_BYTES
+
+
+def _field(tag: bytes, data: bytes) -> bytes:
+    return tag + _varint(len(data)) + data
+
+
+def _ok_entry(message_id: str, transaction_id: str, offset: int) -> bytes:
+    body = (_OK_ENTRY_STATUS + _field(b"\x12", message_id.encode())
+            + _field(b"\x1a", transaction_id.encode()))
+    if offset > 0:
+        body += b"\x20" + _varint(offset)
+    return b"\x12" + _varint(len(body)) + body
+
+
+def _entry_status_bytes(result: AppendResult) -> bytes:
+    return status(APPEND_CODES[result.status],
+                  result.detail or result.status.value).SerializeToString()
 
 
 @functools.lru_cache(maxsize=4096)
 def _peer_host(peer: str) -> str:
     address = parse_peer(peer)
     return str(address) if address is not None else ""
-
-
-def _entry_status(result: AppendResult) -> pb.Status:
-    if result.status is AppendStatus.OK:
-        return OK_STATUS
-    return status(APPEND_CODES[result.status], result.detail or result.status.value)

@@ -23,11 +23,11 @@ MAX_MESSAGE_GROUP_BYTES: Final = 64
 MAX_DELAY_MS: Final = 365 * 24 * 3600 * 1000
 
 _ALLOWED_TYPES: Final = {
-    TopicType.NORMAL: {pb.NORMAL},
-    TopicType.FIFO: {pb.FIFO},
-    TopicType.DELAY: {pb.DELAY},
-    TopicType.TRANSACTION: {pb.TRANSACTION},
-    TopicType.MIXED: {pb.NORMAL, pb.FIFO, pb.DELAY, pb.TRANSACTION},
+    TopicType.NORMAL: frozenset({pb.NORMAL}),
+    TopicType.FIFO: frozenset({pb.FIFO}),
+    TopicType.DELAY: frozenset({pb.DELAY}),
+    TopicType.TRANSACTION: frozenset({pb.TRANSACTION}),
+    TopicType.MIXED: frozenset({pb.NORMAL, pb.FIFO, pb.DELAY, pb.TRANSACTION}),
 }
 
 
@@ -84,55 +84,86 @@ def digest_matches(body: bytes, digest: pb.Digest) -> bool:
     return True  # unspecified type: nothing to verify
 
 
-def check_message(msg: pb.Message, topic: TopicSpec, now_ms: int) -> int:
-    """Validate one entry against its topic; returns its message type."""
+def allowed_types(topic: TopicSpec) -> frozenset[int]:
+    """Message types a topic accepts (looked up once per request, not per message)."""
+    return _ALLOWED_TYPES[topic.type]
+
+
+def check_message(msg: pb.Message, topic: TopicSpec, now_ms: int,
+                  allowed: frozenset[int] | None = None) -> int:
+    """Validate one entry against its topic; returns its message type.
+
+    Runs for every message of every SendMessage: each protobuf field is read once, and the
+    loops over properties and keys only run when there are any.
+    """
     sp = msg.system_properties
-    if not msg.body:
+    body = msg.body
+    if not body:
         raise MqError("message body is empty", Code.MESSAGE_BODY_EMPTY)
-    if sp.HasField("body_digest") and sp.body_digest.checksum:
-        if not digest_matches(msg.body, sp.body_digest):
+    if sp.HasField("body_digest"):
+        digest = sp.body_digest
+        if digest.checksum and not digest_matches(body, digest):
             raise MqError("message body does not match its digest", Code.MESSAGE_CORRUPTED)
     if not sp.message_id.strip():
         raise MqError("message_id is required", Code.ILLEGAL_MESSAGE_ID)
+    has_tag = sp.HasField("tag")
+    tag = sp.tag if has_tag else ""
+    size = len(tag.encode()) if tag else 0
+    keys = sp.keys
+    if keys:
+        size += sum(len(k.encode()) for k in keys)
     props = msg.user_properties
-    if len(props) > MAX_USER_PROPERTIES:
-        raise MqError(
-            f"{len(props)} user properties; at most {MAX_USER_PROPERTIES} allowed",
-            Code.MESSAGE_PROPERTIES_TOO_LARGE,
-        )
-    size = len(sp.tag.encode()) + sum(len(k.encode()) for k in sp.keys)
-    for key, value in props.items():
-        if not key.strip() or key.startswith("__") or _has_control(key):
-            raise MqError(f"illegal user property key {key!r}", Code.ILLEGAL_MESSAGE_PROPERTY_KEY)
-        if _has_control(value):
+    if props:
+        if len(props) > MAX_USER_PROPERTIES:
             raise MqError(
-                f"user property {key!r} has control characters", Code.ILLEGAL_MESSAGE_PROPERTY_KEY
+                f"{len(props)} user properties; at most {MAX_USER_PROPERTIES} allowed",
+                Code.MESSAGE_PROPERTIES_TOO_LARGE,
             )
-        size += len(key.encode()) + len(value.encode())
+        for key, value in props.items():
+            if not key.strip() or key.startswith("__") or _has_control(key):
+                raise MqError(f"illegal user property key {key!r}",
+                              Code.ILLEGAL_MESSAGE_PROPERTY_KEY)
+            if _has_control(value):
+                raise MqError(
+                    f"user property {key!r} has control characters",
+                    Code.ILLEGAL_MESSAGE_PROPERTY_KEY,
+                )
+            size += len(key.encode()) + len(value.encode())
     if size > MAX_PROPERTIES_BYTES:
         raise MqError(
             f"properties take {size} bytes; at most {MAX_PROPERTIES_BYTES} allowed",
             Code.MESSAGE_PROPERTIES_TOO_LARGE,
         )
-    if sp.HasField("tag") and (not sp.tag.strip() or "|" in sp.tag or _has_control(sp.tag)):
-        raise MqError(f"illegal tag {sp.tag!r}", Code.ILLEGAL_MESSAGE_TAG)
-    for key in sp.keys:
-        if not key.strip() or _has_control(key):
-            raise MqError(f"illegal message key {key!r}", Code.ILLEGAL_MESSAGE_KEY)
-    if sp.HasField("message_group"):
+    if has_tag and (not tag.strip() or "|" in tag or _has_control(tag)):
+        raise MqError(f"illegal tag {tag!r}", Code.ILLEGAL_MESSAGE_TAG)
+    if keys:
+        for key in keys:
+            if not key.strip() or _has_control(key):
+                raise MqError(f"illegal message key {key!r}", Code.ILLEGAL_MESSAGE_KEY)
+    has_group = sp.HasField("message_group")
+    if has_group:
         group = sp.message_group
         if not group.strip() or _has_control(group) or len(group.encode()) >= MAX_MESSAGE_GROUP_BYTES:
             raise MqError(f"illegal message group {group!r}", Code.ILLEGAL_MESSAGE_GROUP)
-    if sp.HasField("delivery_timestamp"):
+    has_delivery = sp.HasField("delivery_timestamp")
+    if has_delivery:
         if timestamp_to_ms(sp.delivery_timestamp) - now_ms > MAX_DELAY_MS:
             raise MqError("delivery time is more than 365 days ahead", Code.ILLEGAL_DELIVERY_TIME)
-    mtype = effective_type(msg)
-    if mtype not in _ALLOWED_TYPES[topic.type]:
+    mtype = sp.message_type
+    if mtype == _UNSPECIFIED:  # the type implied by the fields set (as effective_type)
+        mtype = _FIFO if has_group else _DELAY if has_delivery else _NORMAL
+    if mtype not in (allowed if allowed is not None else _ALLOWED_TYPES[topic.type]):
         raise MqError(
             f"message type {pb.MessageType.Name(mtype)} is not accepted by "
             f"{topic.type.value} topic {topic.name!r}",
             Code.MESSAGE_PROPERTY_CONFLICT_WITH_TYPE,
         )
-    if mtype == pb.FIFO and not sp.HasField("message_group"):
+    if mtype == _FIFO and not has_group:
         raise MqError("FIFO message without message_group", Code.ILLEGAL_MESSAGE_GROUP)
     return mtype
+
+
+_UNSPECIFIED: Final = pb.MESSAGE_TYPE_UNSPECIFIED
+_NORMAL: Final = pb.NORMAL
+_FIFO: Final = pb.FIFO
+_DELAY: Final = pb.DELAY
