@@ -563,11 +563,19 @@ class DeliveryEngine:
         seen_groups: set[str] = set()
         msgs: list[StoredMessage] = []
         attempts: list[int] = []
-        # 1. redeliveries (entries whose invisibility ran out), in queue order
+        # 1. redeliveries (entries whose invisibility ran out), in queue order. An expired
+        # batch makes a run of ready offsets: one store read serves the run, not one per entry.
+        got: dict[int, StoredMessage] = {}
         while len(msgs) < want and cur.peek_ready():
             off = cur.ready[0]
             old, idx = cur.pending[off]
-            m = await self._read_one(topic, q, off)
+            m = got.pop(off, None)
+            if m is None:
+                res = await self._store.read(topic, q, off,
+                                             max_count=max(1, min(want - len(msgs), 32)))
+                got = ({x.queue_offset: x for x in res.messages}
+                       if res.status is ReadStatus.FOUND else {})
+                m = got.pop(off, None)
             if m is None:  # gone (retention): nothing left to deliver
                 cur.pop_ready()
                 self._resolve(old, idx, moved=True)

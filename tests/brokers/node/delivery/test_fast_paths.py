@@ -100,3 +100,20 @@ async def test_trace_ring_answers_per_message(harness) -> None:
     assert e.trace.events(TOPIC, 1, 1) == []
     e.trace._events.clear()
     assert e.trace.events(TOPIC, 0, 1) == []
+
+
+async def test_redelivery_of_a_batch_with_holes_reads_runs(harness) -> None:
+    e = harness.engine
+    await send(e, 6)
+    ds = await recv(e)
+    await e.ack_many(group=G, topic=TOPIC, receipt_handles=[ds[1].receipt_handle,
+                                                           ds[3].receipt_handle])
+    await harness.advance(20_000)
+    first = await recv(e, n=3)
+    assert [(d.message.queue_offset, d.delivery_attempt) for d in first] == [(0, 2), (2, 2), (4, 2)]
+    assert [bytes(d.message.body) for d in first] == [b"m0", b"m2", b"m4"]
+    rest = await recv(e)
+    assert [(d.message.queue_offset, d.delivery_attempt) for d in rest] == [(5, 2)]
+    await e.ack_many(group=G, topic=TOPIC, receipt_handles=[d.receipt_handle
+                                                           for d in first + rest])
+    assert e.committed_offset(G, TOPIC, 0) == 6
