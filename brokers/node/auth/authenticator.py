@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Final
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 from brokers.node.config.state import (
     Action,
@@ -54,10 +54,20 @@ class Principal:
     namespace: NamespaceSpec
     credential: Credential
     source: IpAddress | None
+    #: ACL decisions already taken for this principal, (kind, name, action) -> allowed. The
+    #: gRPC layer reuses one Principal for all calls carrying the same signed header (a client
+    #: signs once per second), so the rules are evaluated once per resource, not per call.
+    _decisions: dict[Any, bool] = field(default_factory=dict, compare=False, repr=False)
 
     def require(self, kind: ResourceKind, name: str, action: Action) -> None:
         """Raise AuthError(FORBIDDEN) unless the credential's ACL grants ``action``."""
-        if not is_allowed(self.credential.acl, kind, name, action, self.source):
+        key = (kind, name, action)
+        allowed = self._decisions.get(key)
+        if allowed is None:
+            allowed = is_allowed(self.credential.acl, kind, name, action, self.source)
+            if len(self._decisions) < 256:
+                self._decisions[key] = allowed
+        if not allowed:
             raise AuthError(
                 AuthFailure.FORBIDDEN,
                 f"access key {self.credential.access_key} has no {action.value} permission "
@@ -88,9 +98,19 @@ class Authenticator:
     def __init__(self, state: DesiredState, skew_s: float = 300.0) -> None:
         self._skew_s = skew_s
         self._verified: set[tuple[str, str, bytes]] = set()
+        #: Admitted calls by their identifying headers (filled and read by the gRPC boundary;
+        #: belongs to this state: a new state builds a new Authenticator, so nothing stale).
+        self.admitted: dict[Any, Any] = {}
         self._by_ak: dict[str, tuple[NamespaceSpec, Credential]] = {
             ak: (ns, cred) for ns in state.namespaces.values() for ak, cred in ns.credentials.items()
         }
+
+    def is_fresh(self, date_time: str, now_s: float) -> bool:
+        """Freshness alone, for a request whose signature was already verified."""
+        try:
+            return is_fresh(parse_request_time(date_time), now_s, self._skew_s)
+        except SignatureError:
+            return False
 
     def authenticate(
         self,

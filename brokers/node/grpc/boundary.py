@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import grpc
 from rocketmq.grpc_protocol import definition_pb2 as pb
@@ -50,6 +50,9 @@ def headers_of(context: grpc.aio.ServicerContext) -> dict[str, str]:
     return {k: v for k, v in md if isinstance(v, str)}
 
 
+_ADMITTED_MAX: Final = 4096
+
+
 def admit(
     runtime: NodeRuntime,
     context: grpc.aio.ServicerContext,
@@ -58,9 +61,40 @@ def admit(
     method: str,
     check_freshness: bool = True,
 ) -> Call:
-    """Authenticate the call; raises Unauthorized (never returns an unverified caller)."""
-    headers = headers_of(context)
+    """Authenticate the call; raises Unauthorized (never returns an unverified caller).
+
+    A successful admission depends only on the signed headers, the namespaces, the peer and
+    the desired state, so it is remembered per Authenticator (one per state version) by those
+    values: a client signs once per second, and its other calls in that second only get the
+    freshness check again. Refusals are never remembered (each is logged and counted).
+    """
+    headers = dict(context.invocation_metadata() or ())  # -bin values are bytes: never read
     peer = context.peer() or ""
+    authenticator = runtime.authenticator
+    date_time = headers.get("x-mq-date-time")
+    key = (headers.get("authorization"), date_time, headers.get("x-mq-namespace"),
+           headers.get("x-mq-client-id"), peer, tuple(resource_namespaces), check_freshness)
+    cached = authenticator.admitted.get(key)
+    if cached is not None and (not check_freshness
+                               or authenticator.is_fresh(date_time, time.time())):  # type: ignore[arg-type]
+        return cached  # type: ignore[no-any-return]
+    call = _admit(runtime, headers, peer, key[5], method, check_freshness)
+    admitted = authenticator.admitted
+    if len(admitted) >= _ADMITTED_MAX:
+        admitted.clear()
+    admitted[key] = call
+    return call
+
+
+def _admit(
+    runtime: NodeRuntime,
+    headers: dict[str, str],
+    peer: str,
+    resource_namespaces: Iterable[str],
+    method: str,
+    check_freshness: bool,
+) -> Call:
+    headers = {k: v for k, v in headers.items() if isinstance(v, str)}
     try:
         namespace = resolve_namespace(headers.get("x-mq-namespace"), resource_namespaces)
         principal = runtime.authenticator.authenticate(
