@@ -6,7 +6,7 @@ token and the organisation selected through the ``X-Organisation`` header.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,8 @@ from rest_framework.test import APIClient
 
 from tenants import services
 from tenants.models import Membership, Organisation, Role
+from tests.smtp import Inbox
+from tests.support import free_port
 
 User = get_user_model()
 PASSWORD = "correct horse battery staple"
@@ -44,6 +46,31 @@ def _cheap_argon2() -> Any:
     Argon2PasswordHasher.time_cost, Argon2PasswordHasher.memory_cost, Argon2PasswordHasher.parallelism = 1, 8, 1
     yield
     Argon2PasswordHasher.time_cost, Argon2PasswordHasher.memory_cost, Argon2PasswordHasher.parallelism = saved
+
+
+@pytest.fixture(scope="session")
+def _smtp_server() -> Iterator[tuple[Inbox, int]]:
+    """One real SMTP server on loopback for the whole run (architecture §8: e-mails in tests
+    cross a real SMTP connection)."""
+    from aiosmtpd.controller import Controller
+
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()
+
+
+@pytest.fixture(autouse=True)
+def smtp(_smtp_server: tuple[Inbox, int], settings: Any) -> Inbox:
+    """Every test sends its e-mail over SMTP to that server; this is what arrived (empty at the start)."""
+    inbox, port = _smtp_server
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    inbox.clear()
+    return inbox
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,8 @@ from mqplatform.settings.base import *  # noqa: F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# E-mail: tests/conftest.py sends every test's mail over SMTP to a real server on loopback.
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"  # only outside pytest fixtures
 # Throttles on in tests too (they are tested), but generous so other tests never trip them.
 REST_FRAMEWORK = {**REST_FRAMEWORK}  # noqa: F405
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -3,16 +3,10 @@ e-mails arriving at a real SMTP server on loopback, default rules, organisation 
 platform (node) rules."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes, policy
-from email.message import Message
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from django.test import override_settings
 
 from brokers.metrics_ingest import ingest
 from brokers.models import Alert, AlertContact, AlertRule, AlertState
@@ -31,41 +25,18 @@ from brokers.services.alerting import (
 )
 from tenants import services as tenant_services
 from tenants.models import GiB, Instance
-from tests.support import free_port
+from tests.smtp import Inbox
 
 pytestmark = pytest.mark.django_db
 
 T0 = datetime(2026, 3, 1, 10, 0, 10, tzinfo=UTC)
 
 
-# --- a real SMTP server on loopback ------------------------------------------------------------
-
-
-@dataclass
-class Inbox:
-    messages: list[tuple[list[str], Message]] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content, policy=policy.default)))
-        return "250 OK"
-
-    def bodies(self) -> list[str]:
-        return [m.get_content() for _, m in self.messages]
-
-
 @pytest.fixture
-def smtp() -> Iterator[Inbox]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        with override_settings(EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
-                               EMAIL_HOST="127.0.0.1", EMAIL_PORT=port, EMAIL_USE_TLS=False,
-                               EMAIL_HOST_USER="", EMAIL_HOST_PASSWORD="", MQ_OPERATOR_EMAILS=["ops@platform.example"]):
-            yield inbox
-    finally:
-        controller.stop()
+def smtp(smtp: Inbox, settings: Any) -> Inbox:
+    """The suite's SMTP server on loopback (tests/conftest.py), with platform operators set."""
+    settings.MQ_OPERATOR_EMAILS = ["ops@platform.example"]
+    return smtp
 
 
 @pytest.fixture

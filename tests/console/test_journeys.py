@@ -1,7 +1,7 @@
 """Browser journeys: Playwright (sync API) driving Debian's chromium against a live server.
 
-HTTP pages only, so pytest-django's (WSGI) ``live_server`` serves them; e-mails are read from
-Django's locmem outbox (the live server runs in this process). Screenshots of the main pages go
+HTTP pages only, so pytest-django's (WSGI) ``live_server`` serves them; e-mails cross SMTP to the
+suite's server on loopback (tests/conftest.py) and are read from its inbox. Screenshots of the main pages go
 to test-artifacts/screenshots/.
 """
 from __future__ import annotations
@@ -12,12 +12,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from django.core import mail
 
 from tenants import services
 from tenants.models import Instance, InstanceStatus
 from tests.conftest import PASSWORD
 from tests.console.conftest import CHROMIUM, log_in, shot
+from tests.smtp import Inbox
 
 pytestmark = [
     pytest.mark.browser,
@@ -27,7 +27,7 @@ pytestmark = [
 ]
 
 
-def test_signup_to_instance_topic_and_credential(page: Any, plans: Any) -> None:
+def test_signup_to_instance_topic_and_credential(page: Any, plans: Any, smtp: Inbox) -> None:
     from playwright.sync_api import expect
 
     # Sign up; inline errors first.
@@ -43,7 +43,7 @@ def test_signup_to_instance_topic_and_credential(page: Any, plans: Any) -> None:
     expect(page.get_by_role("heading", name="Check your e-mail")).to_be_visible()
 
     # Confirm through the link in the e-mail.
-    link = re.search(r"https?://\S+/accounts/confirm-email/\S+/", mail.outbox[-1].body).group(0)
+    link = re.search(r"https?://\S+/accounts/confirm-email/\S+/", smtp.outbox[-1].body).group(0)
     page.goto(urlsplit(link).path)
     expect(page.get_by_text("is confirmed")).to_be_visible()
 

@@ -5,13 +5,13 @@ import re
 from typing import Any
 
 import pytest
-from django.core import mail
 from django.test import Client
 
 from tenants import services
 from tenants.models import Instance, Topic
 from tests.conftest import PASSWORD
 from tests.console.conftest import browser
+from tests.smtp import Inbox
 
 pytestmark = pytest.mark.django_db
 
@@ -21,14 +21,14 @@ def instance(tenant: Any) -> Instance:
     return services.instance_create(organisation=tenant.organisation, name="prod", actor=services.SYSTEM)
 
 
-def test_signup_sends_confirmation_and_login_waits_for_it(plans: Any) -> None:
+def test_signup_sends_confirmation_and_login_waits_for_it(plans: Any, smtp: Inbox) -> None:
     client = Client()
     response = client.post("/signup/", {"organisation_name": "Acme", "email": "Ann@Example.com", "password": PASSWORD})
     assert response.status_code == 200 and b"Check your e-mail" in response.content
-    assert mail.outbox[-1].to == ["ann@example.com"]
+    assert smtp.outbox[-1].to == ["ann@example.com"]
     refused = client.post("/login/", {"email": "ann@example.com", "password": PASSWORD})
     assert refused.status_code == 400 and b"Confirm your e-mail" in refused.content
-    link = next(line for line in mail.outbox[-1].body.splitlines() if "/accounts/confirm-email/" in line).strip()
+    link = next(line for line in smtp.outbox[-1].body.splitlines() if "/accounts/confirm-email/" in line).strip()
     assert client.get(link[link.index("/accounts/"):]).status_code == 200
     assert client.post("/login/", {"email": "ann@example.com", "password": PASSWORD}).url == "/instances/"
 
@@ -111,10 +111,10 @@ def test_api_token_shown_once(tenant: Any) -> None:
     assert raw not in client.get("/tokens/").content.decode()
 
 
-def test_invitation_by_admin_only(tenant: Any) -> None:
+def test_invitation_by_admin_only(tenant: Any, smtp: Inbox) -> None:
     assert browser(tenant.users["member"]).post("/invitations/", {"email": "x@example.com", "role": "viewer"}).status_code == 403
     response = browser(tenant.users["admin"]).post("/invitations/", {"email": "x@example.com", "role": "viewer"})
-    assert response.status_code == 302 and mail.outbox[-1].to == ["x@example.com"]
+    assert response.status_code == 302 and smtp.outbox[-1].to == ["x@example.com"]
 
 
 def test_credentials_admin_only_secret_once_rotate_revoke(tenant: Any, other_tenant: Any, instance: Instance) -> None:

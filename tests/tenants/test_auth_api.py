@@ -4,17 +4,17 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.core import mail
 from django.test import Client
 from rest_framework.test import APIClient
 
 from tenants.models import ApiToken, AuditLog, Membership, Organisation
+from tests.smtp import Inbox, Mail
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "a perfectly long passphrase"
 
 
-def _link(message: mail.EmailMessage) -> str:
+def _link(message: Mail) -> str:
     match = re.search(r"https?://\S+", message.body)
     assert match, message.body
     return match.group(0)
@@ -31,7 +31,7 @@ def signup(client: APIClient, email: str = "ada@example.com", org: str = "Analyt
     return response.json()
 
 
-def test_signup_confirm_by_link_then_login(anon: APIClient, plans, settings) -> None:
+def test_signup_confirm_by_link_then_login(anon: APIClient, plans, settings, smtp: Inbox) -> None:
     settings.MQ_PUBLIC_URL = "https://mq.example.com"
     body = signup(anon)
     assert body["email"] == "ada@example.com"
@@ -43,8 +43,8 @@ def test_signup_confirm_by_link_then_login(anon: APIClient, plans, settings) -> 
     assert login.status_code == 403
     assert login.json()["error"]["code"] == "email_not_confirmed"
 
-    assert len(mail.outbox) == 1
-    link = _link(mail.outbox[0])
+    assert len(smtp.outbox) == 1
+    link = _link(smtp.outbox[0])
     assert link.startswith("https://mq.example.com/accounts/confirm-email/")
     page = Client().get(_path(link))
     assert page.status_code == 200 and b"E-mail confirmed" in page.content
@@ -58,9 +58,9 @@ def test_signup_confirm_by_link_then_login(anon: APIClient, plans, settings) -> 
     assert anon.get("/api/v1/auth/me/").status_code in (401, 403)
 
 
-def test_confirm_email_api_and_bad_tokens(anon: APIClient, plans) -> None:
+def test_confirm_email_api_and_bad_tokens(anon: APIClient, plans, smtp: Inbox) -> None:
     signup(anon)
-    token = _path(_link(mail.outbox[0])).rstrip("/").split("/")[-1]
+    token = _path(_link(smtp.outbox[0])).rstrip("/").split("/")[-1]
     bad = anon.post("/api/v1/auth/confirm-email/", {"token": token + "x"}, format="json")
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_token"
     assert Client().get("/accounts/confirm-email/garbage/").status_code == 400
@@ -68,13 +68,13 @@ def test_confirm_email_api_and_bad_tokens(anon: APIClient, plans) -> None:
     assert ok.status_code == 200
 
 
-def test_confirmation_link_expires(anon: APIClient, plans, monkeypatch) -> None:
+def test_confirmation_link_expires(anon: APIClient, plans, monkeypatch, smtp: Inbox) -> None:
     import datetime as dt
 
     from tenants.services import accounts
 
     signup(anon)
-    token = _path(_link(mail.outbox[0])).rstrip("/").split("/")[-1]
+    token = _path(_link(smtp.outbox[0])).rstrip("/").split("/")[-1]
     monkeypatch.setattr(accounts, "CONFIRM_MAX_AGE", dt.timedelta(seconds=-1))
     response = anon.post("/api/v1/auth/confirm-email/", {"token": token}, format="json")
     assert response.status_code == 400 and "expired" in response.json()["error"]["message"]
@@ -127,13 +127,13 @@ def test_signup_and_password_reset_are_rate_limited(anon: APIClient, plans) -> N
     assert codes == [202] * 5 + [429]
 
 
-def test_password_reset_flow(anon: APIClient, make_user) -> None:
+def test_password_reset_flow(anon: APIClient, make_user, smtp: Inbox) -> None:
     make_user("carol@example.com")
     assert anon.post("/api/v1/auth/password-reset/", {"email": "nobody@example.com"}, format="json").status_code == 202
-    assert len(mail.outbox) == 0  # no account, no mail, same answer
+    assert len(smtp.outbox) == 0  # no account, no mail, same answer
     assert anon.post("/api/v1/auth/password-reset/", {"email": "carol@example.com"}, format="json").status_code == 202
-    assert len(mail.outbox) == 1
-    link = _link(mail.outbox[0])
+    assert len(smtp.outbox) == 1
+    link = _link(smtp.outbox[0])
     uid, token = _path(link).rstrip("/").split("/")[-2:]
     weak = anon.post("/api/v1/auth/password-reset/confirm/", {"uid": uid, "token": token, "password": "123"}, format="json")
     assert weak.status_code == 400 and weak.json()["error"]["details"]["fields"][0]["field"] == "password"
@@ -147,10 +147,10 @@ def test_password_reset_flow(anon: APIClient, make_user) -> None:
     assert login.status_code == 200
 
 
-def test_password_reset_page(make_user) -> None:
+def test_password_reset_page(make_user, smtp: Inbox) -> None:
     make_user("dave@example.com")
     APIClient().post("/api/v1/auth/password-reset/", {"email": "dave@example.com"}, format="json")
-    path = _path(_link(mail.outbox[0]))
+    path = _path(_link(smtp.outbox[0]))
     browser = Client()
     assert browser.get(path).status_code == 200
     assert browser.post(path, {"password": "page chosen passphrase"}).status_code == 200
@@ -158,12 +158,12 @@ def test_password_reset_page(make_user) -> None:
                             format="json").status_code == 200
 
 
-def test_invitation_new_user(tenant, anon: APIClient) -> None:
+def test_invitation_new_user(tenant, anon: APIClient, smtp: Inbox) -> None:
     response = tenant.clients["admin"].post("/api/v1/invitations/", {"email": "new@example.com", "role": "member"},
                                             format="json")
     assert response.status_code == 201, response.content
     assert response.json()["invited_by"] == "admin@acme.example"
-    key = _path(_link(mail.outbox[0])).rstrip("/").split("/")[-1]
+    key = _path(_link(smtp.outbox[0])).rstrip("/").split("/")[-1]
     assert Client().get(f"/accounts/invitations/{key}/").status_code == 200
     accepted = anon.post("/api/v1/auth/invitations/accept/", {"key": key, "password": PASSWORD}, format="json")
     assert accepted.status_code == 200, accepted.content
@@ -173,9 +173,9 @@ def test_invitation_new_user(tenant, anon: APIClient) -> None:
     assert anon.post("/api/v1/auth/login/", {"email": "new@example.com", "password": PASSWORD}, format="json").status_code == 200
 
 
-def test_invitation_existing_user_needs_their_password(tenant, other_tenant, anon: APIClient) -> None:
+def test_invitation_existing_user_needs_their_password(tenant, other_tenant, anon: APIClient, smtp: Inbox) -> None:
     tenant.owner.post("/api/v1/invitations/", {"email": "owner@globex.example", "role": "viewer"}, format="json")
-    key = _path(_link(mail.outbox[0])).rstrip("/").split("/")[-1]
+    key = _path(_link(smtp.outbox[0])).rstrip("/").split("/")[-1]
     wrong = anon.post("/api/v1/auth/invitations/accept/", {"key": key, "password": "not theirs at all"}, format="json")
     assert wrong.status_code == 401
     ok = anon.post("/api/v1/auth/invitations/accept/", {"key": key, "password": "correct horse battery staple"}, format="json")
@@ -183,7 +183,7 @@ def test_invitation_existing_user_needs_their_password(tenant, other_tenant, ano
     assert Membership.objects.filter(user=other_tenant.users["owner"], organisation=tenant.organisation, role="viewer").exists()
 
 
-def test_invitation_rules(tenant) -> None:
+def test_invitation_rules(tenant, smtp: Inbox) -> None:
     admin, member = tenant.clients["admin"], tenant.clients["member"]
     assert member.post("/api/v1/invitations/", {"email": "x@example.com", "role": "viewer"}, format="json").status_code == 403
     escalate = admin.post("/api/v1/invitations/", {"email": "x@example.com", "role": "owner"}, format="json")
@@ -195,7 +195,7 @@ def test_invitation_rules(tenant) -> None:
     created = admin.post("/api/v1/invitations/", {"email": "x@example.com", "role": "viewer"}, format="json").json()
     assert admin.get("/api/v1/invitations/").json()["count"] == 1
     assert admin.delete(f"/api/v1/invitations/{created['id']}/").status_code == 204
-    key = _path(_link(mail.outbox[-1])).rstrip("/").split("/")[-1]
+    key = _path(_link(smtp.outbox[-1])).rstrip("/").split("/")[-1]
     gone = APIClient().post("/api/v1/auth/invitations/accept/", {"key": key, "password": PASSWORD}, format="json")
     assert gone.status_code == 400
 
