@@ -40,6 +40,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Mapping
+from dataclasses import fields as _fields
 from typing import Final
 
 from .model import StoredMessage
@@ -166,23 +167,31 @@ def decode(buf: bytes | memoryview, pos: int, commitlog_offset: int, node_id: in
     at += hlen
     tag, keys, props = decode_properties(view[at : at + plen])
     at += plen
+    # Positional, in field order (checked below): a keyword call of the frozen dataclass costs
+    # about twice as much (~2.6 vs ~1.2 us per record on this machine), once per message read.
     return StoredMessage(
-        msg_id=encode_message_id(node_id, commitlog_offset),
-        topic=topic,
-        queue_id=queue_id,
-        queue_offset=queue_offset,
-        commitlog_offset=commitlog_offset,
-        size=total,
-        body=view[at : at + blen],
-        tag=tag,
-        keys=keys,
-        properties=props,
-        born_timestamp_ms=born,
-        store_timestamp_ms=stored,
-        born_host=host,
-        flags=flags,
-        reconsume_times=reconsume,
+        encode_message_id(node_id, commitlog_offset),  # msg_id
+        topic,
+        queue_id,
+        queue_offset,
+        commitlog_offset,
+        total,  # size
+        view[at : at + blen],  # body
+        tag,
+        keys,
+        props,  # properties
+        born,  # born_timestamp_ms
+        stored,  # store_timestamp_ms
+        host,  # born_host
+        flags,
+        reconsume,  # reconsume_times
     )
+
+
+assert [f.name for f in _fields(StoredMessage)] == [
+    "msg_id", "topic", "queue_id", "queue_offset", "commitlog_offset", "size", "body", "tag",
+    "keys", "properties", "born_timestamp_ms", "store_timestamp_ms", "born_host", "flags",
+    "reconsume_times"], "decode() passes StoredMessage fields by position: update it"
 
 
 def peek_fixed(buf: bytes | memoryview, pos: int) -> tuple[int, int, int, str]:
