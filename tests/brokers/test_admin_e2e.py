@@ -16,30 +16,13 @@ from brokers.models import BrokerNode
 from tenants.models import AuditLog, Instance
 from tests.brokers.test_end_to_end import Daphne, _converged, control_plane  # noqa: F401 - fixture
 from tests.conftest import create_instance
-from tests.support import wait_until
+from tests.support import needs_shared_services, receive_until, wait_until
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not (__import__("os").environ.get("DATABASE_URL", "").startswith("postgres")
-             and __import__("os").environ.get("REDIS_URL")),
-        reason="a separate daphne process shares the test DB and channel layer: needs PostgreSQL + Redis"),
+    needs_shared_services,
 ]
-
-
-def _receive(consumer: Any, want: set[bytes], *, ack: bool = True, invisible_s: int = 15,
-             timeout: float = 30) -> list[Any]:
-    """Receive until every body in ``want`` arrived (acking unless told not to)."""
-    got: list[Any] = []
-    deadline = time.monotonic() + timeout
-    while not want <= {m.body for m in got}:
-        assert time.monotonic() < deadline, f"only got {[m.body for m in got]}"
-        for msg in consumer.receive(16, invisible_s):
-            got.append(msg)
-            if ack:
-                consumer.ack(msg)
-    return got
 
 
 def test_admin_queries_trace_reset_and_dlq_through_a_real_node(tenant, other_tenant, settings: Any,
@@ -97,7 +80,7 @@ def test_admin_queries_trace_reset_and_dlq_through_a_real_node(tenant, other_ten
         assert c.get(f"{api}/messages/?topic=orders&from={before_ms}&to={before_ms + 1}").json()["messages"] == []
 
         # -- trace after the consumer acks ----------------------------------------------
-        _receive(consumer, {b"first"})
+        receive_until(consumer, {b"first"})
         trace = c.get(f"{api}/messages/{first}/trace/")
         assert trace.status_code == 200, trace.content
         t = trace.json()
@@ -117,7 +100,7 @@ def test_admin_queries_trace_reset_and_dlq_through_a_real_node(tenant, other_ten
 
         # -- reset offset by time: dry run, then for real -------------------------------
         reset_url = f"{api}/groups/billing/reset-offset/"
-        _receive(consumer, {b"second"})
+        receive_until(consumer, {b"second"})
         preview = c.post(reset_url, {"timestamp": before_ms, "dry_run": True}, format="json")
         assert preview.status_code == 200, preview.content
         assert preview.json()["dry_run"] is True and preview.json()["replayed"] == 2
@@ -126,13 +109,13 @@ def test_admin_queries_trace_reset_and_dlq_through_a_real_node(tenant, other_ten
         done = c.post(reset_url, {"timestamp": before_ms}, format="json")
         assert done.status_code == 200 and done.json()["replayed"] == 2
         assert AuditLog.objects.filter(action="reset_offset", object_id=str(instance.pk)).count() == 1
-        again = _receive(consumer, {b"first", b"second"})
+        again = receive_until(consumer, {b"first", b"second"})
         assert {m.message_id for m in again} >= {first, second}
 
         # -- DLQ: two deliveries without ack -> the engine dead-letters it; resend ------
         poison = send(b"poison", "order-3")
-        _receive(consumer, {b"poison"}, ack=False, invisible_s=1)  # attempt 1
-        _receive(consumer, {b"poison"}, ack=False, invisible_s=1)  # attempt 2, the last
+        receive_until(consumer, {b"poison"}, ack=False, invisible_s=1)  # attempt 1
+        receive_until(consumer, {b"poison"}, ack=False, invisible_s=1)  # attempt 2, the last
 
         def in_dlq() -> list[dict[str, Any]]:
             return c.get(f"{api}/groups/billing/dlq/").json()["messages"]
@@ -146,7 +129,7 @@ def test_admin_queries_trace_reset_and_dlq_through_a_real_node(tenant, other_ten
         resent = c.post(resend_url)
         assert resent.status_code == 200, resent.content
         assert resent.json()["topic"] == "orders"
-        back = _receive(consumer, {b"poison"})
+        back = receive_until(consumer, {b"poison"})
         assert resent.json()["msg_id"] in {m.message_id for m in back}
         assert AuditLog.objects.filter(action="dlq_resend", object_id=str(instance.pk)).count() == 1
 

@@ -11,9 +11,7 @@ Nothing here is replaced: the node, the channel layer and the SDK are the real o
 from __future__ import annotations
 
 import html
-import os
 import re
-import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -27,27 +25,11 @@ from tests.brokers.test_admin_api import _place
 from tests.brokers.test_end_to_end import Daphne, _converged, control_plane  # noqa: F401 - fixture
 from tests.conftest import create_instance
 from tests.console.conftest import browser
-from tests.support import wait_until
+from tests.support import needs_shared_services, receive_until, wait_until
 
-REAL_NODE = pytest.mark.skipif(
-    not (os.environ.get("DATABASE_URL", "").startswith("postgres") and os.environ.get("REDIS_URL")),
-    reason="a separate daphne process shares the test DB and channel layer: needs PostgreSQL + Redis")
+REAL_NODE = needs_shared_services
 
 SENT = 27  # more than one page of the by-time query (25 per page)
-
-
-def _receive(consumer: Any, want: set[bytes], *, ack: bool = True, invisible_s: int = 15,
-             timeout: float = 60) -> list[Any]:
-    """Receive until every body in ``want`` arrived (acking unless told not to)."""
-    got: list[Any] = []
-    deadline = time.monotonic() + timeout
-    while not want <= {m.body for m in got}:
-        assert time.monotonic() < deadline, f"only got {sorted(m.body for m in got)}"
-        for msg in consumer.receive(16, invisible_s):
-            got.append(msg)
-            if ack:
-                consumer.ack(msg)
-    return got
 
 
 def _text(response: Any) -> str:
@@ -99,7 +81,7 @@ def test_message_pages_against_a_real_node(tenant: Any, other_tenant: Any, setti
 
         since = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=1)
         ids = [send(f"order {n}".encode(), f"order-{n}") for n in range(SENT)]
-        _receive(consumer, {f"order {n}".encode() for n in range(SENT)})
+        receive_until(consumer, {f"order {n}".encode() for n in range(SENT)})
 
         base = f"/instances/{instance.pk}/messages/"
         member, viewer = browser(tenant.users["member"]), browser(tenant.users["viewer"])
@@ -137,8 +119,8 @@ def test_message_pages_against_a_real_node(tenant: Any, other_tenant: Any, setti
 
         # Dead letters: two deliveries without an ack move a message to %DLQ%billing.
         poison = send(b"poison", "order-poison")
-        _receive(consumer, {b"poison"}, ack=False, invisible_s=1)  # attempt 1
-        _receive(consumer, {b"poison"}, ack=False, invisible_s=1)  # attempt 2, the last
+        receive_until(consumer, {b"poison"}, ack=False, invisible_s=1)  # attempt 1
+        receive_until(consumer, {b"poison"}, ack=False, invisible_s=1)  # attempt 2, the last
         dlq_url = f"/instances/{instance.pk}/groups/{group.pk}/dlq/"
         assert viewer.get(dlq_url).status_code == 403
 
@@ -158,7 +140,7 @@ def test_message_pages_against_a_real_node(tenant: Any, other_tenant: Any, setti
         done = _text(owner.post(resend_url, follow=True))
         resent = re.search(r"Resent to topic orders as message ([0-9A-F]+)", done)
         assert resent, done[-2000:]
-        assert resent.group(1) in {m.message_id for m in _receive(consumer, {b"poison"})}
+        assert resent.group(1) in {m.message_id for m in receive_until(consumer, {b"poison"})}
         entry = AuditLog.objects.get(action="dlq_resend")
         assert entry.actor == tenant.users["owner"] and entry.object_id == str(instance.pk)
         assert owner.get(f"{dlq_url}{ids[0]}/resend/").status_code == 404  # not a dead letter of this group
@@ -184,7 +166,7 @@ def test_message_pages_against_a_real_node(tenant: Any, other_tenant: Any, setti
         assert f"{replayed} message(s) will be delivered again, 0 skipped" in applied
         entry = AuditLog.objects.get(action="reset_offset")
         assert entry.actor == tenant.users["admin"] and entry.after["replayed"] == replayed
-        assert {m.body for m in _receive(consumer, {b"order 0", b"order 26"})} >= {b"order 0", b"order 26"}
+        assert {m.body for m in receive_until(consumer, {b"order 0", b"order 26"})} >= {b"order 0", b"order 26"}
 
         # Another organisation: 404 everywhere, for every role, and nothing is audited or changed.
         for role in ("owner", "viewer"):

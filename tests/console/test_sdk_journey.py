@@ -32,15 +32,14 @@ from brokers.tasks import provision_instance_task
 from tenants.models import AuditLog, Instance
 from tests.console.conftest import CHROMIUM, log_in, new_page, shot
 from tests.node_state import node_has_applied
-from tests.support import free_port, wait_until
+from tests.support import free_port, needs_shared_services, wait_until
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (.ci/run installs it)"),
-    pytest.mark.skipif(not (os.environ.get("DATABASE_URL", "").startswith("postgres") and os.environ.get("REDIS_URL")),
-                       reason="a separate daphne process shares the test DB and channel layer: needs PostgreSQL + Redis"),
+    needs_shared_services,
 ]
 REPO = Path(__file__).resolve().parents[2]
 
