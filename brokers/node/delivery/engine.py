@@ -695,7 +695,7 @@ class DeliveryEngine:
         now = self._now()
         deadline = now + invisible_ms
         batch = Batch(self._next_batch, cur.key, client_id, [m.queue_offset for m in msgs],
-                      list(attempts), 0, deadline, auto_renew, now, group.max_delivery_attempts)
+                      attempts, 0, deadline, auto_renew, now, group.max_delivery_attempts)
         self._next_batch += 1
         self._batches[batch.id] = batch
         heapq.heappush(self._expiry, (deadline, batch.id))
@@ -705,8 +705,9 @@ class DeliveryEngine:
         new = _tuple_new
         out.extend([new(Delivery, (m, h, a, deadline))
                     for m, h, a in zip(msgs, handles, attempts)])
+        # The batch's own lists (never mutated): the ring shares them instead of copying.
         self.trace.record_many("delivered", group.key, topic, cur.key[2], batch.offsets,
-                               client_id, attempts, now)
+                               client_id, batch.attempts, now)
 
     def _resolve(self, batch: Batch, index: int, *, moved: bool) -> bool:
         """Mark one entry of ``batch`` finished; drop the batch when all are. False if it was."""

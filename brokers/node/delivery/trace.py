@@ -7,8 +7,9 @@ events: ``delivered`` (group, client, attempt), ``acked``, ``dead_lettered``.
 Write-cheap, query-by-scan: the hot path appends one tuple to a bounded deque (a receive of 32
 messages appends *one* record naming all 32 offsets, an ack one record), and ``events`` scans
 the ring for a message (admin queries only; tens of ms for a full ring). Bounds: the last
-``max_records`` records (at most ``max_records * 32`` delivery events), and ``max_events`` events
-per message in an answer. In memory only: a restart forgets it, and the trace then falls back to
+``max_records`` records (at most ``max_records * 32`` delivery events; a batch record shares the
+batch's offset and attempt lists, ~25 MB for a full ring of 32-message records), and
+``max_events`` events per message in an answer. In memory only: a restart forgets it, and the trace then falls back to
 what the durable state knows (committed offsets, in-flight entries, DLQ copies).
 """
 
@@ -20,7 +21,7 @@ from typing import Any, Final
 
 TraceKey = tuple[str, int, int]  # (stored topic, queue id, queue offset)
 
-DEFAULT_MAX_RECORDS: Final = 65_536
+DEFAULT_MAX_RECORDS: Final = 32_768
 DEFAULT_MAX_EVENTS: Final = 16
 
 # Record: (event, group, topic, queue id, offsets, client id, attempts, time ms). ``offsets`` and
