@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from typing import Final
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from rocketmq.grpc_protocol import definition_pb2 as pb
 from rocketmq.grpc_protocol import service_pb2 as spb
 
@@ -24,7 +23,7 @@ from brokers.node.filter import FilterType, compile_filter
 from brokers.node.quota import QuotaVerdict
 
 from .boundary import Call, admit, translate, unary
-from .codec import delivered_frame, stored_topic
+from .codec import _varint, delivered_frame, stored_topic
 from .errors import MqError, Unauthorized
 from .route import DLQ_PREFIX, resolve_topic
 from .runtime import NodeRuntime
@@ -41,11 +40,11 @@ def _ms(duration: object) -> int:
     return int(duration.seconds * 1000 + duration.nanos // 1_000_000)  # type: ignore[attr-defined]
 
 
-def _timestamp_frame() -> bytes:
+def timestamp_frame(now_ns: int | None = None) -> bytes:
     """``ReceiveMessageResponse{delivery_timestamp: now}``: the stream's closing frame."""
-    ts = Timestamp()
-    ts.GetCurrentTime()
-    return spb.ReceiveMessageResponse(delivery_timestamp=ts).SerializeToString()
+    seconds, nanos = divmod(time.time_ns() if now_ns is None else now_ns, 1_000_000_000)
+    ts = b"\x08" + _varint(seconds) + (b"\x10" + _varint(nanos) if nanos else b"")
+    return b"\x1a" + _varint(len(ts)) + ts
 
 
 _OK_FRAME: Final = spb.ReceiveMessageResponse(status=OK_STATUS).SerializeToString()
@@ -104,7 +103,7 @@ class ConsumeHandlers:
             yield spb.ReceiveMessageResponse(
                 status=translate(exc, "ReceiveMessage")).SerializeToString()
             if not isinstance(exc, Unauthorized):  # refused callers get exactly one frame
-                yield _timestamp_frame()
+                yield timestamp_frame()
             return
         if not frames:
             yield _NOT_FOUND_FRAME
@@ -112,7 +111,7 @@ class ConsumeHandlers:
             yield _OK_FRAME
             for frame in frames:
                 yield frame
-        yield _timestamp_frame()
+        yield timestamp_frame()
 
     async def _receive(
         self, request: spb.ReceiveMessageRequest, context: grpc.aio.ServicerContext
