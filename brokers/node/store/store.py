@@ -70,8 +70,8 @@ def _run_end(picked: list[tuple[int, int, int]], i: int, cap: int) -> int:
 
 
 # Most single appends one AppendGroup takes. A loop iteration with more makes several groups, so
-# the writer can start on the first (and, in sync mode, its fsync) while the loop is still busy
-# with the rest: the group-commit pipeline needs more than one request in flight.
+# the writer can resolve the first while it writes the next, and in sync mode start the first
+# one's fsync while it writes the rest: the pipeline needs more than one request in flight.
 GROUP_MAX = 64
 
 
@@ -86,13 +86,12 @@ class AppendGroup:
     written (it is already queued).
     """
 
-    __slots__ = ("fut", "messages", "results", "submitted")
+    __slots__ = ("fut", "messages", "results")
 
     def __init__(self, fut: asyncio.Future[list[AppendResult]]) -> None:
         self.fut = fut
         self.messages: list[NewMessage] = []
         self.results: list[AppendResult] | None = None
-        self.submitted = False
 
     # The writer resolves requests through these two (see writer.Resolvable).
     def done(self) -> bool:
@@ -146,7 +145,7 @@ class MessageStore:
         self._open_done = False
         self._loop_thread = threading.get_ident()
         self._pin_sources: list[Callable[[], int | None]] = []
-        self._group: AppendGroup | None = None  # single appends of the current loop iteration
+        self._groups: list[AppendGroup] = []  # single appends of the current loop iteration
 
     # -- lifecycle -------------------------------------------------------------------------------
     @classmethod
@@ -196,7 +195,7 @@ class MessageStore:
         if self._closed:
             return
         self._closed = True
-        self._submit_group()  # appends accepted before close are written, not dropped
+        self._submit_groups()  # appends accepted before close are written, not dropped
         await asyncio.to_thread(self._close_sync)
         await self.state.close()
         self._readers.shutdown(wait=True)
@@ -247,22 +246,26 @@ class MessageStore:
     async def append(self, msg: NewMessage) -> AppendResult:
         """Append one message; resolves after the write (async) or an fsync covering it (sync).
 
-        Appends made in the same loop iteration join one ``AppendGroup``: one writer request and
-        one future for all of them, each caller picking its own result by index.
+        Appends made in the same loop iteration join ``AppendGroup``s of up to ``GROUP_MAX``: one
+        writer request and one future per group, each caller picking its own result by index.
         """
         if self._closed or self.writer.refusal.status is not None or self.retention.cap_exceeded:
             refused = self._refused()
             if refused is not None:
                 return refused
-        group = self._group
-        if group is None:
-            group = self._group = AppendGroup(self._loop.create_future())
-            self._loop.call_soon(self._submit, group)
+        groups = self._groups
+        if not groups:
+            self._loop.call_soon(self._submit_groups)
+            group = AppendGroup(self._loop.create_future())
+            groups.append(group)
+        else:
+            group = groups[-1]
+            if len(group.messages) >= GROUP_MAX:
+                group = AppendGroup(self._loop.create_future())
+                groups.append(group)
         msgs = group.messages
         index = len(msgs)
         msgs.append(msg)
-        if index + 1 >= GROUP_MAX:
-            self._submit(group)
         fut = group.fut
         try:
             return (await fut)[index]
@@ -271,19 +274,15 @@ class MessageStore:
                 raise
             return await group.wait_again(index)
 
-    def _submit_group(self) -> None:
-        if self._group is not None:
-            self._submit(self._group)
-
-    def _submit(self, group: AppendGroup) -> None:
-        """Hand a group to the writer (once: when full, at the end of its loop iteration or at
-        close, whichever comes first)."""
-        if group.submitted:
-            return
-        group.submitted = True
-        if self._group is group:
-            self._group = None
-        self.writer.submit(group.messages, group)
+    def _submit_groups(self) -> None:
+        """Hand this iteration's groups to the writer, in order (end of the loop iteration, or
+        close)."""
+        groups = self._groups
+        if groups:
+            self._groups = []
+            submit = self.writer.submit
+            for group in groups:
+                submit(group.messages, group)
 
     async def append_many(self, msgs: Sequence[NewMessage]) -> list[AppendResult]:
         """Append a batch in order (one write, one fsync in sync mode); one result per message."""
