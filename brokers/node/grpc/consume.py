@@ -177,20 +177,22 @@ class ConsumeHandlers:
         target = _Target(rt, call, request.group.name, request.topic.name)
         engine = rt.delivery
         entries = []
+        failed: pb.Status | None = None
         for e in request.entries:
             result = await engine.ack(group=target.engine_group, topic=target.stored,
                                       receipt_handle=e.receipt_handle)
-            if result in (AckStatus.OK, AckStatus.ALREADY_ACKED):
+            if result is AckStatus.OK or result is AckStatus.ALREADY_ACKED:
                 st = OK_STATUS
             else:
                 st = status(Code.INVALID_RECEIPT_HANDLE,
                             f"receipt handle is {result.value.lower().replace('_', ' ')}")
+                failed = failed or st
             entries.append(spb.AckMessageResultEntry(
                 message_id=e.message_id, receipt_handle=e.receipt_handle, status=st))
         if not entries:
             raise MqError("no ack entry in request", Code.BAD_REQUEST)
-        failed = [e.status for e in entries if e.status.code != Code.OK]
-        return spb.AckMessageResponse(status=failed[0] if failed else OK_STATUS, entries=entries)
+        # The client reads only the top status: the first failing entry's, else OK.
+        return spb.AckMessageResponse(status=failed or OK_STATUS, entries=entries)
 
     @unary(spb.ChangeInvisibleDurationResponse)
     async def ChangeInvisibleDuration(

@@ -41,6 +41,9 @@ class NodeRuntime:
     clients: ClientRegistry = field(default_factory=ClientRegistry)
     quotas: QuotaManager = field(init=False)
     authenticator: Authenticator = field(init=False)
+    #: ConsumerGroup per GroupSpec of the current state (by identity; emptied on each state).
+    _engine_groups: dict[int, tuple[GroupSpec, ConsumerGroup]] = field(
+        init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         # Storage quota: the store's per-namespace usage (survives restarts, shrinks on retention).
@@ -51,6 +54,7 @@ class NodeRuntime:
     def apply_state(self, state: DesiredState) -> None:
         """Rebuild everything derived from the desired state (called on each new version)."""
         self.authenticator = Authenticator(state, skew_s=self.config.signature_skew_s)
+        self._engine_groups = {}
         self.quotas.apply(state)
         self.metrics.state_version.set(state.version)
 
@@ -73,7 +77,17 @@ class NodeRuntime:
         return spec
 
     def consumer_group(self, ns: NamespaceSpec, spec: GroupSpec) -> ConsumerGroup:
-        """Map the desired-state group to the delivery engine's view of it."""
+        """Map the desired-state group to the delivery engine's view of it (built once per
+        group and state: receives and acks ask for it on every call)."""
+        cached = self._engine_groups.get(id(spec))
+        if cached is not None and cached[0] is spec:
+            return cached[1]
+        group = self._engine_group(ns, spec)
+        self._engine_groups[id(spec)] = (spec, group)
+        return group
+
+    @staticmethod
+    def _engine_group(ns: NamespaceSpec, spec: GroupSpec) -> ConsumerGroup:
         return ConsumerGroup(
             namespace=ns.name,
             name=spec.name,
