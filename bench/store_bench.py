@@ -120,13 +120,15 @@ async def append_run(root: Path, durability: str, size: int, conc: int, seconds:
     elapsed = time.perf_counter() - t0
     used = cpu.read()
     batches = store.writer.batches
+    gc = store.writer.group_commit  # sync mode: the fdatasync thread (see groupcommit.py)
+    syncs = gc.syncs if gc is not None else 0
     await store.close()
     shutil.rmtree(root)
     lat.sort()
     n = max(count, 1)
     return {"rate": count / elapsed, "mb_s": count * size / elapsed / MiB,
             "p50_ms": lat[len(lat) // 2] * 1000, "p99_ms": lat[int(len(lat) * 0.99)] * 1000,
-            "per_batch": count / max(batches, 1),
+            "per_batch": count / max(batches, 1), "per_sync": count / syncs if syncs else 0.0,
             "writer_us": used[0] / n * 1e6, "loop_us": used[1] / n * 1e6, "proc_us": used[2] / n * 1e6}
 
 
@@ -220,7 +222,8 @@ async def main() -> None:
     ap.add_argument("--skip-matrix", action="store_true", help="only the backlog run")
     ap.add_argument("--dir", type=Path, default=None, help="where to put the temporary data")
     ap.add_argument("--targets", type=int, default=0, metavar="N",
-                    help="only the issue's target cells (1 KiB: async @256/@1024, sync @256), N rounds")
+                    help="only the issue's target cells (1 KiB: async @256/@1024, sync @256; "
+                         "16 KiB async @256 against raw sequential bandwidth), N rounds")
     args = ap.parse_args()
     seconds = 0.6 if args.quick else 3.0
     if args.targets:
@@ -261,21 +264,24 @@ async def writer_cpu(root: Path, size: int = 1024, batch: int = 256, rounds: int
     return best * 1e6
 
 
-TARGET_CELLS = (("async", 1024, 256), ("async", 1024, 1024), ("sync", 1024, 256))
+TARGET_CELLS = (("async", 1024, 256), ("async", 1024, 1024), ("sync", 1024, 256),
+                ("async", 16 * 1024, 256))
 
 
 async def targets(base: Path, seconds: float, rounds: int) -> None:
     """The target cells only, interleaved round by round so that each comparison sees the same load."""
     print(f"# target cells, {rounds} rounds of {seconds:g} s, load average {os.getloadavg()[0]:.1f}")
+    print(f"raw sequential write: {raw_sequential_mb_s(base, 256):,.0f} MB/s")
     print(f"writer batch step alone (1 KiB, batches of 256): {await writer_cpu(base / 'w'):.2f} us/msg CPU")
     print(f"{'mode':>5} {'size':>6} {'conc':>5} {'msgs/s':>10} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'msgs/batch':>10}  CPU us/msg: writer loop process")
+          f"{'msgs/batch':>10} {'msgs/fsync':>10}  CPU us/msg: writer loop process")
     for _ in range(rounds):
         for durability, size, conc in TARGET_CELLS:
             r = await append_run(base / "run", durability, size, conc, seconds)
             print(f"{durability:>5} {size:>6} {conc:>5} {r['rate']:>10,.0f} {r['p50_ms']:>7.2f} "
-                  f"{r['p99_ms']:>7.2f} {r['per_batch']:>10.1f}  "
-                  f"{r['writer_us']:>6.1f} {r['loop_us']:>5.1f} {r['proc_us']:>6.1f}")
+                  f"{r['p99_ms']:>7.2f} {r['per_batch']:>10.1f} {r['per_sync']:>10.1f}  "
+                  f"{r['writer_us']:>6.1f} {r['loop_us']:>5.1f} {r['proc_us']:>6.1f}"
+                  + (f"  {r['mb_s']:,.0f} MB/s" if size > 1024 else ""))
     print(f"# load average at the end {os.getloadavg()[0]:.1f}")
 
 

@@ -38,7 +38,7 @@ from .recovery import recover
 from .retention import Retention, RetentionReport
 from .state import StateStore
 from .usage import StoreUsage
-from .writer import AppendWriter
+from .writer import MAX_BATCH_MESSAGES, AppendWriter
 
 _CLOSED = AppendResult(AppendStatus.STORE_CLOSED, detail="store is closed")
 # How many consume-queue entries one filtered read may skip over before returning.
@@ -69,18 +69,20 @@ def _run_end(picked: list[tuple[int, int, int]], i: int, cap: int) -> int:
     return j
 
 
-# Most single appends one AppendGroup takes. A loop iteration with more makes several groups, so
-# the writer can resolve the first while it writes the next, and in sync mode start the first
-# one's fsync while it writes the rest: the pipeline needs more than one request in flight.
-GROUP_MAX = 64
+# Most single appends one AppendGroup takes (one writer batch). Smaller groups (64, so that
+# more than one request is in flight for the group-commit pipeline) were measured: each group
+# costs a loop wake-up and, in sync mode, an fsync, and on this machine that cost more CPU per
+# message than the overlap saved (docs/storage.md, Performance).
+GROUP_MAX = MAX_BATCH_MESSAGES
 
 
 class AppendGroup:
     """Single appends of one loop iteration, sent to the writer as one request.
 
-    At most ``GROUP_MAX`` appends share a group. Every appender of the group awaits the same future: in a loop micro-benchmark (256 tasks), a
-    future per message cost ~2.3 us of loop CPU per message, a shared one ~1.6 us. The writer resolves the group through ``set_result``. Cancelling
-    one appender's task cancels that shared future too; the others see a CancelledError that is
+    At most ``GROUP_MAX`` appends share a group. Every appender of the group awaits the same
+    future: in a loop micro-benchmark (256 tasks), a future per message cost ~2.3 us of loop CPU
+    per message, a shared one ~1.6 us. The writer resolves the group through ``set_result``.
+    Cancelling one appender's task cancels that shared future too; the others see a CancelledError that is
     not theirs, and go back to waiting (``wait_again``) on a fresh future, so one caller's
     cancellation never cancels another's append. As before, a cancelled append may still be
     written (it is already queued).

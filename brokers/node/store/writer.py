@@ -45,10 +45,6 @@ _SYNC_FAILED: Final = object()  # put on the writer's queue by the group-commit 
 log = logging.getLogger(__name__)
 MAX_BATCH_MESSAGES: Final = 8192
 PREALLOCATE_BYTES: Final = 32 * 1024 * 1024
-# async mode: a batch stops growing at this many messages (one full AppendGroup), so the loop
-# resumes the appenders of one batch while the writer writes the next (the kernel's part of a
-# write runs without the GIL).
-ASYNC_BATCH: Final = 64
 
 KeyRows = list[tuple[str, str, int, int]]  # (topic, key, commitlog_offset, store_ts)
 KeySink = Callable[[KeyRows | None, int], None]
@@ -157,9 +153,8 @@ class AppendWriter:
                     batch.append(item)
                     count += len(item[0])
                     # sync: with the fsync thread idle, write what is there now so the disk
-                    # starts at once; the rest is written while that fsync runs (pipelined group
-                    # commit). async: batches of about ASYNC_BATCH, resolved one by one.
-                    if count >= MAX_BATCH_MESSAGES or (gc.idle if gc is not None else count >= ASYNC_BATCH):
+                    # starts at once; what arrives meanwhile is written while that fsync runs.
+                    if count >= MAX_BATCH_MESSAGES or (gc is not None and gc.idle):
                         break
                 try:
                     item = q.get_nowait()
