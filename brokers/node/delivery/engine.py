@@ -765,7 +765,23 @@ class DeliveryEngine:
 
     async def ack(self, *, group: ConsumerGroup, topic: str, receipt_handle: str) -> AckStatus:
         """Acknowledge one delivery; the committed offset advances past contiguous acks."""
-        return self._ack_all(group, topic, (receipt_handle,), self._now())[0]
+        now = self._now()
+        found = self._lookup(group, topic, receipt_handle, now)
+        if type(found) is not tuple:
+            return found  # type: ignore[return-value]
+        batch, index = found  # type: ignore[misc]
+        offset = batch.offsets[index]
+        self._resolve(batch, index, moved=False)
+        self.trace.record_many("acked", batch.key[0], topic, batch.key[2], (offset,),
+                               batch.client, (batch.attempts[index],), now)
+        cur = self._cursors.get(batch.key)
+        if cur is not None:
+            cur.pending.pop(offset, None)
+            cur.ready_set.discard(offset)
+            self._state.touch_cursor(cur)
+            if cur.inflight_count == 0 and self._groups.get(batch.key[0], group).fifo:
+                self._notifier.notify(cur.key[1])  # the FIFO queue is unlocked
+        return AckStatus.OK
 
     async def ack_many(self, *, group: ConsumerGroup, topic: str,
                        receipt_handles: Sequence[str]) -> list[AckStatus]:
