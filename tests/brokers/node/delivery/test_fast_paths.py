@@ -117,3 +117,75 @@ async def test_redelivery_of_a_batch_with_holes_reads_runs(harness) -> None:
     await e.ack_many(group=G, topic=TOPIC, receipt_handles=[d.receipt_handle
                                                            for d in first + rest])
     assert e.committed_offset(G, TOPIC, 0) == 6
+
+
+async def test_concurrent_receivers_with_read_ahead_lose_and_duplicate_nothing(harness) -> None:
+    """6 receive loops over 4 queues (read-ahead buffers in play), some deliveries left to expire
+    and redelivered, the rest acked in ack_many batches: every message is acked exactly once and
+    no message is ever in flight twice."""
+    import asyncio
+    import random
+
+    e = harness.engine
+    total = 1200
+    for start in range(0, total, 100):
+        res = await e.put_many([NewMessage(topic=TOPIC, queue_id=i % 4, body=f"{i}".encode())
+                                for i in range(start, start + 100)])
+        assert all(r.ok for r in res)
+    rng = random.Random(7)
+    acked: set[bytes] = set()
+    inflight: set[bytes] = set()
+    expiring: set[bytes] = set()
+    rounds_done = 0
+
+    async def loop(client: str) -> None:
+        idle = 0
+        while len(acked) < total and idle < 50:
+            ds = await e.receive(group=G, topic=TOPIC, client_id=client,
+                                 max_messages=rng.choice((1, 7, 32)), invisible_ms=10_000)
+            if not ds:
+                idle += 1
+                await asyncio.sleep(0)
+                continue
+            idle = 0
+            keep = []
+            for d in ds:
+                body = bytes(d.message.body)
+                assert body not in inflight and body not in acked
+                if body in expiring:  # only after its invisibility ran out (clock advanced)
+                    assert d.delivery_attempt == 2 and rounds_done
+                    expiring.discard(body)
+                if rng.random() < 0.1 and d.delivery_attempt < 2:
+                    expiring.add(body)
+                    continue  # left to expire
+                inflight.add(body)
+                keep.append(d)
+            await asyncio.sleep(0)
+            st = await e.ack_many(group=G, topic=TOPIC,
+                                  receipt_handles=[d.receipt_handle for d in keep])
+            assert st == [AckStatus.OK] * len(keep)
+            for d in keep:
+                body = bytes(d.message.body)
+                inflight.discard(body)
+                acked.add(body)
+
+    for _ in range(3):
+        await asyncio.gather(*(loop(f"c{i}") for i in range(6)))
+        await harness.advance(20_000)  # the unacked ones expire and come back with attempt 2
+        rounds_done += 1
+    assert len(acked) == total
+    assert all(e.committed_offset(G, TOPIC, q) == total // 4 for q in range(4))
+
+
+async def test_a_filtered_receive_leaves_no_gap_for_an_unfiltered_one(harness) -> None:
+    """Filtered reads skip entries, so what they leave must not be reused as read-ahead."""
+    e = harness.engine
+    for i in range(8):
+        assert (await e.put(NewMessage(topic=TOPIC, queue_id=0, body=f"m{i}".encode(),
+                                       tag="a" if i % 2 else "b"))).ok
+    (first,) = await recv(e, n=1, filter=compile_filter(FilterType.TAG, "a"))
+    assert first.message.queue_offset == 1
+    rest = await recv(e, n=3)  # no filter: continues right after offset 1
+    assert [d.message.queue_offset for d in rest] == [2, 3, 4]
+    more = await recv(e, n=32, filter=compile_filter(FilterType.TAG, "*"))
+    assert [d.message.queue_offset for d in more] == [5, 6, 7]
