@@ -11,7 +11,9 @@ Measures, with 1 KiB bodies, against a real ``python -m brokers.node`` process o
 * the official Python SDK producer (blocking ``send`` from several threads): msgs/s, p50/p99;
 * receive only, from h2load (ReceiveMessage streams of up to 32, never acked): msgs/s;
 * consume with ack (raw grpc.aio receive of 32 + one AckMessage per batch): msgs/s;
-* send -> receive latency and send RPC latency at a paced 3k msgs/s;
+* send RPC latency at a paced 3k msgs/s from h2load (``--rps``; native client);
+* send -> receive latency and send RPC latency at a paced 3k msgs/s from a grpc.aio client
+  with two receive loops (client-bound on 2 shared cores: compare its server CPU share);
 * the store alone (in-process ``append`` / ``append_many``), and the ceilings of grpcio on this
   machine, driven by h2load like the node: a bare generic handler returning fixed bytes (unary,
   and a ReceiveMessage stream of 32 pre-serialized ~1 KiB messages), and the generated servicer
@@ -51,7 +53,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from _common import cpu_seconds  # noqa: E402
+from _common import cpu_seconds, pct  # noqa: E402
 
 AK, SK, NS = "AK_BENCH", "sk-bench-0123456789", "bench"
 BODY = b"x" * 1024
@@ -167,7 +169,7 @@ def grpc_frame(payload: bytes) -> bytes:
 def run_h2load(node: NodeProcess | EmptyServer, n_messages: int, requests: int, clients: int,
                streams: int, tmp: Path, *, duration_s: float | None = None,
                log_file: Path | None = None, path: str = SEND_PATH,
-               body: bytes | None = None) -> dict[str, float]:
+               body: bytes | None = None, rps: int | None = None) -> dict[str, float]:
     """``duration_s`` runs for that long instead of ``requests`` requests (h2load -D);
     ``log_file`` gets one line per request (start us, HTTP status, elapsed us). ``path`` and
     ``body`` (a gRPC frame) replace the default SendMessage of ``n_messages`` messages;
@@ -180,6 +182,8 @@ def run_h2load(node: NodeProcess | EmptyServer, n_messages: int, requests: int, 
            "-H", "content-type: application/grpc", "-H", "te: trailers"]
     if log_file is not None:
         cmd.append(f"--log-file={log_file}")
+    if rps is not None:
+        cmd.append(f"--rps={rps}")  # per client
     for k, v in signed_headers():
         cmd += ["-H", f"{k}: {v}"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300).stdout
@@ -459,7 +463,7 @@ async def store_only(root: Path, durability: str, total: int) -> dict[str, float
 # --------------------------------------------------------------------------- main
 
 
-PHASES = ("ceiling", "store", "single", "batch", "sdk", "receive", "consume", "paced")
+PHASES = ("ceiling", "store", "single", "batch", "sdk", "receive", "consume", "h2paced", "paced")
 
 
 class Cpu:
@@ -598,6 +602,20 @@ def main() -> None:
                     print(f"consume + ack   : {c['msgs_s']:8.0f} msgs/s ({c['consumed']:.0f} msgs, "
                           f"2 loops x batch 32, one AckMessage per batch)  "
                           f"[{cpu.per(c['consumed'])}]", flush=True)
+                if "h2paced" in only:
+                    # Paced single-message sends from h2load (4 connections at rate/4 each):
+                    # send latency without a Python client's own limits in the figure.
+                    for rate in args.rates:
+                        log = tmp / f"h2paced-{rate}.log"
+                        with Cpu(pid) as cpu:
+                            r = run_h2load(node, 1, 0, 4, 32, tmp, duration_s=secs, log_file=log,
+                                           rps=max(1, rate // 4))
+                        lat = [int(line.split()[2]) / 1e6 for line in log.read_text().splitlines()
+                               if line.strip()]
+                        print(f"h2load {rate:5d}/s  : achieved {r['req_s']:.0f}/s, send p50 "
+                              f"{pct(lat, 0.5):.2f} ms p99 {pct(lat, 0.99):.2f} ms "
+                              f"({r['succeeded']:.0f} ok)  [{cpu.per(r['succeeded'])}]",
+                              flush=True)
                 if "paced" in only:
                     for rate in args.rates:
                         with Cpu(pid) as cpu:
