@@ -6,9 +6,11 @@ iteration into one such request; see ``store.AppendGroup``).
 The writer thread drains everything queued, encodes all records of the batch in one pass
 (queue offsets are assigned here, so commit-log order = queue order), writes them with one
 ``pwrite`` per segment touched, writes the consume-queue entries of the batch (one ``pwrite`` per
-queue), and in ``sync`` mode ``fdatasync``s the commit log before resolving: group commit, since
-appends arriving during the fsync form the next batch. All futures of a batch are resolved with a
-single ``loop.call_soon_threadsafe``. Disk calls never run on the event loop.
+queue). ``async`` mode publishes and resolves right after the write; ``sync`` mode hands the
+chunk to the group-commit thread (``groupcommit.py``), which fdatasyncs, publishes and resolves
+while this thread writes the next requests (pipelined group commit). All futures of a batch are
+resolved with a single ``loop.call_soon_threadsafe``. Disk calls never run on the event loop.
+The active segment is preallocated ahead of the writes (``_preallocate``).
 
 A batch is committed in chunks that end at segment rolls; each chunk is written, published
 (``ConsumeQueue.max_offset``) and acknowledged as a unit, or rolled back as a unit when the disk
