@@ -20,6 +20,7 @@ items with ``take_failure``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from typing import Any, Final
 from .config import FileOps
 
 _STOP: Final = object()
+log = logging.getLogger(__name__)
 CHUNK: Final = 0
 PAIRS: Final = 1
 BARRIER: Final = 2
@@ -91,7 +93,13 @@ class GroupCommit:
             stop = items[-1] is _STOP
             if stop:
                 items.pop()  # the writer stops only after its last barrier: nothing follows
-            self._handle(items)
+            try:
+                self._handle(items)
+            except Exception:  # a bug (or a closed loop): keep the barriers working
+                log.exception("store group commit failed a round")
+                for kind, obj in items:
+                    if kind == BARRIER:
+                        obj.set()
             if todo.empty():
                 self.idle = True
             if stop:
