@@ -178,9 +178,15 @@ class ConsumeHandlers:
         engine = rt.delivery
         entries = []
         failed: pb.Status | None = None
-        for e in request.entries:
-            result = await engine.ack(group=target.engine_group, topic=target.stored,
-                                      receipt_handle=e.receipt_handle)
+        request_entries = list(request.entries)
+        if len(request_entries) == 1:
+            results = [await engine.ack(group=target.engine_group, topic=target.stored,
+                                        receipt_handle=request_entries[0].receipt_handle)]
+        else:  # one engine call for the whole request: same statuses, less work per handle
+            results = await engine.ack_many(
+                group=target.engine_group, topic=target.stored,
+                receipt_handles=[e.receipt_handle for e in request_entries])
+        for e, result in zip(request_entries, results):
             if result is AckStatus.OK or result is AckStatus.ALREADY_ACKED:
                 st = OK_STATUS
             else:

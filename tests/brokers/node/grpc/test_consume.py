@@ -193,3 +193,40 @@ def test_orphaned_transaction_is_checked_over_telemetry(node: NodeHandle) -> Non
     finally:
         consumer.shutdown()
         producer.shutdown()
+
+
+def test_one_ack_request_with_several_entries(node: NodeHandle, raw_client: RawClient) -> None:
+    """Entries of one AckMessage are acked together (engine.ack_many): each gets its own
+    status, the top status is the first failure's, and a repeat of an acked handle is OK."""
+    md = sign_headers(*ALL_ACCESS)
+    for i in range(3):
+        raw_client.stub.SendMessage(spb.SendMessageRequest(messages=[pb.Message(
+            topic=pb.Resource(resource_namespace=NS, name="orders"), body=b"m%d" % i,
+            system_properties=pb.SystemProperties(message_id=f"01B{i}", message_type=pb.NORMAL))]),
+            metadata=md, timeout=5)
+    handles: list[tuple[str, str]] = []
+    for _ in range(10):
+        frames = _raw_receive(raw_client, md)
+        handles += [(f.message.system_properties.message_id,
+                     f.message.system_properties.receipt_handle)
+                    for f in frames if f.HasField("message")]
+        if len(handles) >= 3:
+            break
+    assert len(handles) == 3
+
+    def ack(pairs: list[tuple[str, str]]) -> spb.AckMessageResponse:
+        return raw_client.stub.AckMessage(spb.AckMessageRequest(
+            group=pb.Resource(resource_namespace=NS, name="g1"),
+            topic=pb.Resource(resource_namespace=NS, name="orders"),
+            entries=[spb.AckMessageEntry(message_id=m, receipt_handle=h) for m, h in pairs],
+        ), metadata=md, timeout=5)
+
+    first = ack(handles[:2])
+    assert first.status.code == pb.Code.OK
+    assert [e.status.code for e in first.entries] == [pb.Code.OK, pb.Code.OK]
+    assert [e.message_id for e in first.entries] == [handles[0][0], handles[1][0]]
+    mixed = ack([handles[0], ("X", "not-a-handle"), handles[2]])
+    assert [e.status.code for e in mixed.entries] == [
+        pb.Code.OK, pb.Code.INVALID_RECEIPT_HANDLE, pb.Code.OK]
+    assert mixed.status.code == pb.Code.INVALID_RECEIPT_HANDLE
+    assert mixed.entries[1].receipt_handle == "not-a-handle"
