@@ -4,6 +4,7 @@
     .venv/bin/python bench/store_bench.py --quick    # < 60 s
     .venv/bin/python bench/store_bench.py --backlog 2000000 --skip-matrix
     .venv/bin/python bench/store_bench.py --targets 3  # the target cells only, 3 rounds of 3 s
+                                                       # (+ raw sequential bandwidth, msgs/fsync)
 
 Prints: raw sequential write bandwidth; raw Python group-commit rates (write + fdatasync of
 batches the size of the concurrency); store append rates (async and sync, 128 B / 1 KiB / 16 KiB,
@@ -13,6 +14,8 @@ process: on a shared machine these move far less than the wall rates); ``append_
 read throughput; and the backlog figures (peak RSS, append rate at start vs end, read rate from
 the oldest vs the newest offset).
 Everything runs in a temporary directory that is deleted afterwards. No assertions: figures only.
+On a VM, a run that follows another one reuses the page-cache pages the first freed and pays
+less kernel time per write: compare versions in alternating runs, both orders (docs/storage.md).
 """
 
 from __future__ import annotations
