@@ -359,12 +359,7 @@ class AppendWriter:
         except OSError as exc:
             self._rollback(chunk)
             refusal = self._refuse(exc, self.config.clock_ms())
-            for out, first in chunk.slots:
-                for i in range(first, len(out)):
-                    if out[i].status is AppendStatus.OK:
-                        out[i] = refusal
-            chunk.slots.clear()
-            chunk.count = 0
+            _refuse_chunk(chunk, refusal)
             return refusal
         self.commitlog.write_pos = new_end
         chunk.end = new_end
@@ -417,12 +412,7 @@ class AppendWriter:
                     if cq not in rolled:  # its earliest entry among the failed chunks
                         rolled.add(cq)
                         cq.rollback(first_entry)
-                for out, i0 in chunk.slots:
-                    for i in range(i0, len(out)):
-                        if out[i].status is AppendStatus.OK:
-                            out[i] = refusal
-                chunk.slots.clear()
-                chunk.count = 0
+                _refuse_chunk(chunk, refusal)
             self.commitlog.write_pos = first.start
         pairs = [pair for kind, obj in items if kind == PAIRS for pair in obj]
         if pairs:
@@ -488,3 +478,14 @@ def _topic_detail(topic: str, queue_id: int) -> str:
     if queue_id < 0:
         return f"queue id {queue_id} is negative"
     return f"invalid topic {topic!r}: {topic_problem(topic) or 'name too long'}"
+
+
+def _refuse_chunk(chunk: _Chunk, refusal: AppendResult) -> None:
+    """Turn every still-OK result of a chunk that never became durable into ``refusal``; the
+    chunk is then empty."""
+    for out, first in chunk.slots:
+        for i in range(first, len(out)):
+            if out[i].status is AppendStatus.OK:
+                out[i] = refusal
+    chunk.slots.clear()
+    chunk.count = 0
