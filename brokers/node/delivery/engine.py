@@ -783,6 +783,12 @@ class DeliveryEngine:
                 self._notifier.notify(cur.key[1])  # the FIFO queue is unlocked
         return AckStatus.OK
 
+    def live(self, *, group: ConsumerGroup, topic: str, receipt_handles: Sequence[str]) -> list[bool]:
+        """For each handle: whether it still names an in-flight delivery that an ack would
+        accept now (not acked, not expired, not superseded). Changes nothing."""
+        now = self._now()
+        return [type(self._lookup(group, topic, h, now)) is tuple for h in receipt_handles]
+
     async def ack_many(self, *, group: ConsumerGroup, topic: str,
                        receipt_handles: Sequence[str]) -> list[AckStatus]:
         """``ack`` for each handle, in order (one AckMessage request's entries): the same

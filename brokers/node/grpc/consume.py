@@ -33,6 +33,8 @@ Code = pb.Code
 MAX_LONG_POLL_S: Final = 20.0
 #: Time kept back from the client's deadline so the stream ends before it (G7).
 DEADLINE_RESERVE_S: Final = 0.5
+#: How long a FIFO receive of an auto-renewing client can be replayed (replay.py).
+REPLAY_AUTO_RENEW_TTL_S: Final = 120.0
 _FILTER_TYPES: Final = {pb.TAG: "TAG", pb.SQL: "SQL", pb.FILTER_TYPE_UNSPECIFIED: "TAG"}
 
 
@@ -140,6 +142,14 @@ class ConsumeHandlers:
         else:
             raise MqError("invisible_duration is required without auto_renew",
                           Code.ILLEGAL_INVISIBLE_TIME)
+        replay_key = None
+        if target.group.fifo and request.attempt_id:
+            replay_key = (target.ns.name, target.group.name, target.stored, call.client_id,
+                          request.attempt_id)
+            again = rt.replay.recall(replay_key, lambda handles: engine.live(
+                group=target.engine_group, topic=target.stored, receipt_handles=handles))
+            if again:  # the same attempt: its reply was lost, the messages are still in flight
+                return again
         batch = request.batch_size if request.batch_size > 0 else 32
         # Like the proxy, pop from any queue of this broker and ignore message_queue.id, FIFO
         # groups included: the engine's queue lock keeps each message group in order. The
@@ -162,6 +172,10 @@ class ConsumeHandlers:
             )
             for d in deliveries
         ]
+        if replay_key is not None:
+            # auto-renewed deliveries stay in flight for long; a retry comes within seconds
+            ttl_s = invisible_ms / 1000 if invisible_ms is not None else REPLAY_AUTO_RENEW_TTL_S
+            rt.replay.remember(replay_key, out, [d.receipt_handle for d in deliveries], ttl_s)
         rt.quotas.charge_receive(target.ns.name, len(out))
         rt.metrics.delivered(target.ns.name, target.topic.name, len(out),
                              sum(len(d.message.body) for d in deliveries))

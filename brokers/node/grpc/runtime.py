@@ -23,6 +23,7 @@ from brokers.node.quota import QuotaManager
 
 from .clients import ClientRegistry
 from .errors import GroupNotFound, TopicNotFound
+from .replay import ReceiveReplay
 
 if TYPE_CHECKING:
     from brokers.node.store import MessageStore
@@ -39,6 +40,8 @@ class NodeRuntime:
     metrics: NodeMetrics
     clock: Callable[[], float] = time.time
     clients: ClientRegistry = field(default_factory=ClientRegistry)
+    #: FIFO receives remembered by attempt id, for a retried attempt whose reply was lost.
+    replay: ReceiveReplay = field(default_factory=ReceiveReplay)
     quotas: QuotaManager = field(init=False)
     authenticator: Authenticator = field(init=False)
     #: ConsumerGroup per GroupSpec of the current state (by identity; emptied on each state).
