@@ -94,6 +94,9 @@ class DeliveryEngine:
         self._groups: dict[str, ConsumerGroup] = {}
         self._rotation: dict[tuple[str, str], int] = {}
         self._registered: dict[tuple[str, str, str], int] = {}  # broadcast start times (ms)
+        #: (group key, client id) -> when that broadcast client was last seen (ms)
+        self._broadcast_seen: dict[tuple[str, str], int] = {}
+        self._next_prune = 0
         self._timers: dict[int, TimerRow] = {}
         self._timer_heap: list[tuple[int, int]] = []
         self._next_timer = 1
@@ -121,6 +124,8 @@ class DeliveryEngine:
         now = self._now()
         for key, (_base, nxt) in loaded.cursors.items():
             self._cursors[key] = Cursor(key, nxt)
+            if key[3]:  # a broadcast client's cursor: its idle time counts from now
+                self._broadcast_seen[(key[0], key[3])] = now
         max_id = 0
         for row in loaded.batches:
             cur = self._cursors.get(row.key)
@@ -232,6 +237,7 @@ class DeliveryEngine:
             await self._expire(self._now())
             await self._fire_timers(self._now())
             await self._check_halves(self._now())
+            self._prune_broadcast(self._now())
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -442,7 +448,9 @@ class DeliveryEngine:
         the client starts (``DeliveryConfig.broadcast_start``) before its first receive."""
         self._groups[group.key] = group
         if group.broadcast:
-            self._registered.setdefault((group.key, topic, client_id), self._now())
+            now = self._now()
+            self._registered.setdefault((group.key, topic, client_id), now)
+            self._broadcast_seen[(group.key, client_id)] = now
 
     async def _cursor(self, group: ConsumerGroup, topic: str, queue_id: int,
                       client_id: str) -> Cursor:
@@ -532,6 +540,8 @@ class DeliveryEngine:
         out: list[Delivery] = []
         cursors = self._cursors
         gkey, consumer = group.key, (client_id if group.broadcast else "")
+        if consumer:
+            self._broadcast_seen[(gkey, consumer)] = self._now()
         for q in qids[start:] + qids[:start]:
             if len(out) >= want:
                 break
@@ -970,6 +980,30 @@ class DeliveryEngine:
                 b.deadline = min(b.deadline, deadline)
                 heapq.heappush(self._expiry, (b.deadline, b.id))
                 self._state.put_batch(b)
+
+    def _prune_broadcast(self, now: int) -> None:
+        """Forget broadcast clients idle for ``broadcast_idle_prune_ms``: their cursors, their
+        in-flight batches (nobody else would ever receive those) and their start times. Checked
+        at most once a minute."""
+        if now < self._next_prune:
+            return
+        self._next_prune = now + 60_000
+        idle = [(gc, seen) for gc, seen in self._broadcast_seen.items()
+                if now - seen >= self._cfg.broadcast_idle_prune_ms]
+        for (gkey, client), seen in idle:
+            del self._broadcast_seen[(gkey, client)]
+            keys = [k for k in self._cursors if k[0] == gkey and k[3] == client]
+            for key in keys:
+                del self._cursors[key]
+                self._ahead_lru.pop(key, None)
+                self._state.delete_cursor(key)
+            for bid in [b.id for b in self._batches.values() if b.key in keys]:
+                del self._batches[bid]
+                self._state.delete_batch(bid)
+            for reg in [r for r in self._registered if r[0] == gkey and r[2] == client]:
+                del self._registered[reg]
+            log.info("broadcast client %s of group %s idle for %d s: %d cursor(s) dropped",
+                     client, gkey, (now - seen) // 1000, len(keys))
 
     def group_lag(self, group: ConsumerGroup, topic: str, client_id: str = "") -> list[QueueLag]:
         """Per-queue lag of ``group`` on ``topic`` (broadcast: of ``client_id``). No I/O."""

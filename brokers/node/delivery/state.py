@@ -96,7 +96,7 @@ class DeliveryState:
         self._path = Path(path)
         self._db: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
-        self._cursors: dict[CursorKey, Any] = {}  # (base, nxt) or a live cursor
+        self._cursors: dict[CursorKey, Any] = {}  # (base, nxt), a live cursor, or None (delete)
         self._batches: dict[int, Any] = {}  # None = delete
         self._timers: dict[int, TimerRow | None] = {}
         self._halves: dict[str, HalfRow | None] = {}
@@ -149,6 +149,9 @@ class DeliveryState:
     def put_cursor(self, key: CursorKey, base: int, nxt: int) -> None:
         self._cursors[key] = (base, nxt)
 
+    def delete_cursor(self, key: CursorKey) -> None:
+        self._cursors[key] = None
+
     def touch_cursor(self, cursor: Any) -> None:
         """Mark a live cursor (``.key``, ``.base``, ``.nxt``) dirty: its offsets are read at the
         next flush's snapshot, so an ack costs a dict store, not a ``base`` computation."""
@@ -189,7 +192,8 @@ class DeliveryState:
     def _snapshot(self) -> dict[str, list[Any]]:
         snap: dict[str, list[Any]] = {
             "cursor": [(*k, *(v if type(v) is tuple else (v.base, v.nxt)))
-                       for k, v in self._cursors.items()],
+                       for k, v in self._cursors.items() if v is not None],
+            "cursor_del": [k for k, v in self._cursors.items() if v is None],
             "batch_put": [], "batch_del": [], "timer_put": [], "timer_del": [],
             "half_put": [], "half_del": [],
         }
@@ -227,6 +231,8 @@ class DeliveryState:
         db.execute("BEGIN")
         try:
             db.executemany("INSERT OR REPLACE INTO cursor VALUES (?,?,?,?,?,?)", s["cursor"])
+            db.executemany("DELETE FROM cursor WHERE grp=? AND topic=? AND qid=? AND consumer=?",
+                           s["cursor_del"])
             db.executemany("DELETE FROM batch WHERE id=?", s["batch_del"])
             db.executemany("INSERT OR REPLACE INTO batch VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                            s["batch_put"])

@@ -190,6 +190,10 @@ class DeliveryConfig:
     clustering_start: str = "earliest"
     #: Where a broadcast client seen for the first time starts: "earliest" or "latest".
     broadcast_start: str = "latest"
+    #: A broadcast client not seen (Settings, heartbeat, receive) for this long is gone: its
+    #: cursors and in-flight batches are dropped. SDK client ids change with every process, so
+    #: the cursors of old ids would otherwise be kept forever.
+    broadcast_idle_prune_ms: int = 24 * HOURS
     #: FIFO: deliver at most one message per message group in one batch (strict ordering for
     #: consumers that ack out of order). False lets a batch carry a group's run in order.
     fifo_one_per_group: bool = True

@@ -201,6 +201,34 @@ async def test_broadcast_each_client_gets_everything(harness) -> None:
     assert await recv(e, group=clustering, client="y") == []
 
 
+async def test_broadcast_clients_gone_for_a_day_are_forgotten(harness) -> None:
+    """SDK client ids change with every process: an idle broadcast client's cursors (and what
+    it left in flight, which pinned retention) are dropped, durably; active clients keep theirs."""
+    e = harness.engine
+    bc = ConsumerGroup("ns1", "bc", broadcast=True)
+    for client in ("gone", "alive"):
+        e.register_consumer(group=bc, topic=TOPIC, client_id=client)
+    harness.clock.advance(5)
+    await send(e, 3)
+    assert len(await recv(e, group=bc, client="gone")) == 3  # never acked: it crashed
+    for d in await recv(e, group=bc, client="alive"):
+        await e.ack(group=bc, topic=TOPIC, receipt_handle=d.receipt_handle)
+    assert e.pin_offset() is not None  # the crashed client's deliveries hold retention back
+    e = await harness.restart()  # both cursors and the in-flight batch are now on disk
+    assert e.committed_offset(bc, TOPIC, 0, "gone") == 0 and e.pin_offset() is not None
+
+    await harness.advance(12 * 3600 * 1000)
+    assert await recv(e, group=bc, client="alive") == []  # seen again
+    await harness.advance(13 * 3600 * 1000)  # "gone": idle 25 h; "alive": 13 h
+    assert e.committed_offset(bc, TOPIC, 0, "gone") is None
+    assert e.committed_offset(bc, TOPIC, 0, "alive") == 3
+    assert e.pin_offset() is None
+
+    e = await harness.restart()
+    assert e.committed_offset(bc, TOPIC, 0, "gone") is None  # deleted from the state db too
+    assert e.committed_offset(bc, TOPIC, 0, "alive") == 3
+
+
 async def test_long_poll_wakes_on_put(harness) -> None:
     e = harness.engine
     waiter = asyncio.create_task(recv(e, long_poll_ms=5000))
