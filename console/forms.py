@@ -108,6 +108,16 @@ class GroupForm(forms.ModelForm):
 class CredentialForm(forms.Form):
     description = forms.CharField(label="Description", max_length=500, required=False,
                                   help_text="Which application uses it, e.g. “order service (prod)”.")
+    access = forms.ChoiceField(
+        label="Starting permissions", initial="none",
+        choices=[("none", "None: I will add ACL rules"), ("publish", "Publish to every topic"),
+                 ("subscribe", "Subscribe to every topic, with any group"),
+                 ("publish_subscribe", "Publish and subscribe everywhere")],
+        help_text="Creates the matching ACL rules; narrow or delete them on the credential's page.",
+        required=False)
+
+    def clean_access(self) -> str:
+        return self.cleaned_data.get("access") or "none"
 
 
 class AclRuleForm(forms.Form):

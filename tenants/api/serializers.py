@@ -27,6 +27,7 @@ from tenants.models import (
     Topic,
 )
 from tenants.validators import validate_cidr
+from tenants.services.credentials import ACCESS_PRESETS
 
 User = get_user_model()
 
@@ -262,6 +263,16 @@ class CredentialSerializer(serializers.ModelSerializer):
         fields = ["id", "instance", "access_key", "description", "enabled", "last_used_at", "revoked_at", "secrets",
                   "created_at", "updated_at"]
         read_only_fields = ["access_key", "last_used_at", "revoked_at", "created_at", "updated_at"]
+
+
+class CredentialCreateSerializer(CredentialSerializer):
+    access = serializers.ChoiceField(
+        choices=list(ACCESS_PRESETS), default="none", write_only=True,
+        help_text="ACL rules to start with: none (deny all until rules are added), publish (all topics), "
+                  "subscribe (all topics and groups) or publish_subscribe.")
+
+    class Meta(CredentialSerializer.Meta):
+        fields = [*CredentialSerializer.Meta.fields, "access"]
 
 
 class CredentialCreatedSerializer(CredentialSerializer):

@@ -49,9 +49,27 @@ def _ensure_not_revoked(credential: Credential) -> None:
         raise Conflict("The credential is revoked.", code=ErrorCode.CREDENTIAL_REVOKED)
 
 
+_ALL_GROUPS_SUB: Final = {"resource_type": AclResourceType.GROUP, "pattern": "*", "actions": [AclAction.SUB]}
+#: The ACL rules a new credential can start with (``access``); "none" is deny-all until rules are
+#: added. Like the access presets of cloud consoles: a quick start, narrowed later rule by rule.
+ACCESS_PRESETS: Final[dict[str, tuple[dict[str, Any], ...]]] = {
+    "none": (),
+    "publish": ({"resource_type": AclResourceType.TOPIC, "pattern": "*", "actions": [AclAction.PUB]},),
+    "subscribe": ({"resource_type": AclResourceType.TOPIC, "pattern": "*", "actions": [AclAction.SUB]},
+                  _ALL_GROUPS_SUB),
+    "publish_subscribe": ({"resource_type": AclResourceType.TOPIC, "pattern": "*",
+                           "actions": [AclAction.PUB, AclAction.SUB]}, _ALL_GROUPS_SUB),
+}
+
+
 @transaction.atomic
-def credential_create(*, instance: Instance, actor: Actor, description: str = "", enabled: bool = True) -> tuple[Credential, str]:
-    """Create a credential with one SecretKey. Returns ``(credential, secret_plaintext)``."""
+def credential_create(*, instance: Instance, actor: Actor, description: str = "", enabled: bool = True,
+                      access: str = "none") -> tuple[Credential, str]:
+    """Create a credential with one SecretKey and the ACL rules of the ``access`` preset
+    (``ACCESS_PRESETS``). Returns ``(credential, secret_plaintext)``."""
+    if access not in ACCESS_PRESETS:
+        raise InvalidInput("access", f"unknown access preset {access!r}; one of {', '.join(ACCESS_PRESETS)}.",
+                           reason_code="invalid_choice")
     instance = Instance.objects.select_related("organisation__plan").select_for_update().get(pk=instance.pk)
     ensure_instance_mutable(instance)
     limit = instance.organisation.plan.credentials_per_instance
@@ -64,6 +82,8 @@ def credential_create(*, instance: Instance, actor: Actor, description: str = ""
     secret, plaintext = _new_secret(credential)
     audit_record(actor=actor, organisation=instance.organisation, obj=credential, action="create", after=snapshot(credential))
     audit_record(actor=actor, organisation=instance.organisation, obj=secret, action="create", after=snapshot(secret))
+    for rule in ACCESS_PRESETS[access]:
+        acl_rule_create(credential=credential, actor=actor, description=f"access preset “{access}”", **rule)
     notify_instance_changed(instance.pk)
     return credential, plaintext
 

@@ -142,6 +142,15 @@ def test_credentials_admin_only_secret_once_rotate_revoke(tenant: Any, other_ten
     assert credential.revoked_at is not None
 
 
+def test_a_credential_can_start_with_publish_and_subscribe_everywhere(tenant: Any, instance: Instance) -> None:
+    url = f"/instances/{instance.pk}/credentials/"
+    page = browser(tenant.users["admin"]).post(url, {"description": "quick start", "access": "publish_subscribe"})
+    assert page.status_code == 200 and "Starting permissions" in page.content.decode()
+    credential = instance.credentials.get()
+    assert sorted(credential.acl_rules.values_list("resource_type", "pattern", "actions")) == [
+        ("group", "*", ["sub"]), ("topic", "*", ["pub", "sub"])]
+
+
 def test_static_files_served_without_a_front_proxy(client: Client) -> None:
     css = client.get("/static/console/console.css")
     assert css.status_code == 200 and css["Content-Type"].startswith("text/css") and "max-age" in css["Cache-Control"]

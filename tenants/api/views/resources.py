@@ -185,11 +185,12 @@ class CredentialViewSet(ServiceViewSet):
     filterset_class = CredentialFilter
     write_role = Role.ADMIN
 
-    @extend_schema(parameters=ORGANISATION_PARAMETERS, request=s.CredentialSerializer,
+    @extend_schema(parameters=ORGANISATION_PARAMETERS, request=s.CredentialCreateSerializer,
                    responses={201: s.CredentialCreatedSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """Create a credential; ``secret_key`` in this response is the only time it is shown."""
-        data = self.get_serializer(data=request.data)
+        """Create a credential (with the ACL rules of ``access``); ``secret_key`` in this
+        response is the only time it is shown."""
+        data = s.CredentialCreateSerializer(data=request.data, context=self.get_serializer_context())
         data.is_valid(raise_exception=True)
         credential, secret = services.credential_create(actor=self.actor, **data.validated_data)
         credential = self.get_queryset().get(pk=credential.pk)
