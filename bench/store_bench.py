@@ -25,7 +25,6 @@ import asyncio
 import os
 import resource
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -33,7 +32,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from brokers.node.store import MessageStore, MiB, NewMessage, StoreConfig  # noqa: E402
+from brokers.node.eventloop import CHOICES as LOOP_CHOICES
+from brokers.node.eventloop import run as run_on_loop
+from brokers.node.store import MessageStore, MiB, NewMessage, StoreConfig
 
 SIZES = (128, 1024, 16 * 1024)
 CONCURRENCY = (1, 16, 256, 1024)
@@ -218,7 +219,7 @@ async def backlog_run(root: Path, n: int) -> None:
     shutil.rmtree(root)
 
 
-async def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="short runs, finishes in < 60 s")
     ap.add_argument("--backlog", type=int, default=None, help="backlog size (default 10M; quick: 200k)")
@@ -227,7 +228,12 @@ async def main() -> None:
     ap.add_argument("--targets", type=int, default=0, metavar="N",
                     help="only the issue's target cells (1 KiB: async @256/@1024, sync @256; "
                          "16 KiB async @256 against raw sequential bandwidth), N rounds")
-    args = ap.parse_args()
+    ap.add_argument("--event-loop", choices=LOOP_CHOICES, default="auto",
+                    help="the loop the appenders run on; auto = the node's default (uvloop)")
+    return ap.parse_args()
+
+
+async def main(args: argparse.Namespace) -> None:
     seconds = 0.6 if args.quick else 3.0
     if args.targets:
         base = Path(tempfile.mkdtemp(prefix="store-bench-", dir=args.dir))
@@ -238,7 +244,8 @@ async def main() -> None:
         return
     backlog = args.backlog if args.backlog is not None else (200_000 if args.quick else 10_000_000)
     base = Path(tempfile.mkdtemp(prefix="store-bench-", dir=args.dir))
-    print(f"# store bench ({'quick' if args.quick else 'full'}), {os.cpu_count()} CPUs, data in {base}")
+    print(f"# store bench ({'quick' if args.quick else 'full'}), {os.cpu_count()} CPUs, "
+          f"{loop_label()}, data in {base}")
     try:
         if not args.skip_matrix:
             await matrix(base, seconds, args.quick)
@@ -273,7 +280,8 @@ TARGET_CELLS = (("async", 1024, 256), ("async", 1024, 1024), ("sync", 1024, 256)
 
 async def targets(base: Path, seconds: float, rounds: int) -> None:
     """The target cells only, interleaved round by round so that each comparison sees the same load."""
-    print(f"# target cells, {rounds} rounds of {seconds:g} s, load average {os.getloadavg()[0]:.1f}")
+    print(f"# target cells, {rounds} rounds of {seconds:g} s, {loop_label()}, "
+          f"load average {os.getloadavg()[0]:.1f}")
     print(f"raw sequential write: {raw_sequential_mb_s(base, 256):,.0f} MB/s")
     print(f"writer batch step alone (1 KiB, batches of 256): {await writer_cpu(base / 'w'):.2f} us/msg CPU")
     print(f"{'mode':>5} {'size':>6} {'conc':>5} {'msgs/s':>10} {'p50 ms':>7} {'p99 ms':>7} "
@@ -322,5 +330,10 @@ async def matrix(base: Path, seconds: float, quick: bool) -> None:
         print(f"read {size} B, batches of 64: {rate:,.0f} msgs/s, {mb:,.0f} MB/s")
 
 
+def loop_label() -> str:
+    return f"{type(asyncio.get_running_loop()).__module__.partition('.')[0]} event loop"
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    arguments = parse_args()
+    run_on_loop(main(arguments), arguments.event_loop)

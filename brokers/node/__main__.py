@@ -8,11 +8,12 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from brokers.node.agent import AgentConfig
 from brokers.node.config import NodeConfig, StateError
+from brokers.node.eventloop import CHOICES as LOOP_CHOICES
+from brokers.node.eventloop import run as run_on_loop
 from brokers.node.server import Node
 
 
@@ -30,8 +31,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[NodeConfig, AgentConfig |
     p.add_argument("--node-id", type=int, default=0)
     p.add_argument("--segment-bytes", type=int, default=1024 * 1024 * 1024)
     p.add_argument("--log-level", default="INFO")
-    p.add_argument("--event-loop", choices=("auto", "asyncio", "uvloop"), default="auto",
-                   help="auto = uvloop when it is installed, else asyncio")
+    p.add_argument("--event-loop", choices=LOOP_CHOICES, default="auto",
+                   help="auto = uvloop (a dependency) when it imports, else asyncio")
     p.add_argument("--control-plane-url", default=None,
                    help="ws(s):// URL of the control plane's node endpoint (starts the agent)")
     p.add_argument("--control-plane-node-id", type=int, default=None,
@@ -77,30 +78,11 @@ async def _main(config: NodeConfig, agent: AgentConfig | None = None) -> None:
     await node.run(stop)
 
 
-def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop when chosen or installed (grpc.aio runs on it; no gain measured on the
-    2-core test VM, docs/grpc-endpoint.md), else asyncio's."""
-    if choice == "asyncio":
-        return None
-    try:
-        import uvloop
-    except ImportError:
-        if choice == "uvloop":
-            raise SystemExit("--event-loop uvloop: uvloop is not installed") from None
-        return None
-    return uvloop.new_event_loop  # type: ignore[no-any-return]
-
-
 def main(argv: list[str] | None = None) -> int:
     config, agent = parse_args(argv)
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    factory = _loop_factory(config.event_loop)
     try:
-        if factory is None:
-            asyncio.run(_main(config, agent))
-        else:
-            with asyncio.Runner(loop_factory=factory) as runner:
-                runner.run(_main(config, agent))
+        run_on_loop(_main(config, agent), config.event_loop)
     except StateError as exc:
         logging.getLogger("brokers.node").error("%s", exc)
         return 2

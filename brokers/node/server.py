@@ -103,9 +103,11 @@ class Node:
                                    admin=admin.handle)
             await self.agent.start()
         log.info(
-            "node serving gRPC%s on %s:%d, metrics on %d, durability=%s, state version %d",
+            "node serving gRPC%s on %s:%d, metrics on %d, durability=%s, state version %d, "
+            "event loop %s",
             " (TLS)" if cfg.tls_cert else "", cfg.listen_host, self.grpc_port,
             self._metrics_server.port, cfg.durability, self.state.current.version,
+            type(asyncio.get_running_loop()).__module__.partition(".")[0],
         )
 
     async def _start_delivery(self) -> DeliveryEngine:
