@@ -7,7 +7,7 @@ two segments. All integers are little-endian.
     ------  ----  -----------------------------------------------------------------
          0     4  total_length      whole record, this field included
          4     4  magic             MESSAGE_MAGIC (or BLANK_MAGIC, see below)
-         8     4  crc32             zlib.crc32 of bytes [12, total_length)
+         8     4  crc               CRC-32C (Castagnoli) of bytes [12, total_length)
         12     4  queue_id          int32
         16     8  queue_offset      int64, logical offset inside (topic, queue_id)
         24     8  born_timestamp    ms since epoch, set by the producer
@@ -30,6 +30,11 @@ End of segment: when the next record does not fit, the writer puts an 8-byte bla
 next segment. If fewer than 8 bytes are left, nothing is written; readers treat both as "go to
 the next segment".
 
+Checksum: CRC-32C, computed by the ``crc32c`` package with the CPU's CRC instruction (about 4x
+cheaper than ``zlib.crc32`` here: 0.27 vs 0.97 us for a 1 KiB record, 0.95 vs 3.9 us for 16 KiB).
+Format 1 records (``LEGACY_MESSAGE_MAGIC``, zlib CRC-32, written before 2026-11-21) are still
+read and validated; they are never written.
+
 Records are encoded by the writer thread (``writer.AppendWriter._process``), inline in its batch
 loop with the ``PREFIX``/``FIXED`` structs below: a per-record function call was a measurable
 share of the writer's per-message cost.
@@ -39,14 +44,22 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import fields as _fields
 from typing import Final
+
+from crc32c import crc32c as record_crc
 
 from .model import StoredMessage
 from .msgid import encode_message_id
 
-MESSAGE_MAGIC: Final = 0xDA7A5701
+MESSAGE_MAGIC: Final = 0xDA7A5702  # format 2: CRC-32C
+LEGACY_MESSAGE_MAGIC: Final = 0xDA7A5701  # format 1: zlib CRC-32 (read only)
+# What each message magic's CRC is computed with: ``fn(data, start_value) -> int``.
+CHECKSUM_OF_MAGIC: Final[dict[int, Callable[..., int]]] = {
+    MESSAGE_MAGIC: record_crc,
+    LEGACY_MESSAGE_MAGIC: zlib.crc32,
+}
 BLANK_MAGIC: Final = 0xB1A4C0DE
 
 # Bytes [0, 12): the part the CRC does not cover.
@@ -54,7 +67,7 @@ PREFIX: Final = struct.Struct(
     "<"
     "I"  # total_length
     "I"  # magic
-    "I"  # crc32 of the rest of the record
+    "I"  # CRC-32C of the rest of the record (see CHECKSUM_OF_MAGIC)
 )
 # Bytes [12, 60): the fixed fields the CRC covers.
 FIXED: Final = struct.Struct(
@@ -81,7 +94,6 @@ _RESERVED_CHARS: Final = ("\x01", "\x02", "\x03")
 
 _prefix_pack = PREFIX.pack
 _fixed_pack = FIXED.pack
-_crc32 = zlib.crc32
 
 
 class InvalidProperties(ValueError):
@@ -141,14 +153,15 @@ def check_record(buf: bytes | memoryview, pos: int, limit: int) -> str | None:
     if limit - pos < HEADER_SIZE:
         return "truncated header"
     total, magic, crc = PREFIX.unpack_from(buf, pos)
-    if magic != MESSAGE_MAGIC:
+    checksum = CHECKSUM_OF_MAGIC.get(magic)
+    if checksum is None:
         return f"bad magic {magic:#x}"
     if total < HEADER_SIZE or pos + total > limit:
         return f"bad length {total}"
     fields = FIXED.unpack_from(buf, pos + PREFIX.size)
     if HEADER_SIZE + fields[6] + fields[7] + fields[8] + fields[9] != total:
         return "length fields disagree"
-    if _crc32(memoryview(buf)[pos + PREFIX.size : pos + total]) != crc:
+    if checksum(memoryview(buf)[pos + PREFIX.size : pos + total]) != crc:
         return "CRC mismatch"
     return None
 

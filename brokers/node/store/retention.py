@@ -26,7 +26,7 @@ from .commitlog import CommitLog
 from .config import StoreConfig
 from .consumequeue import ENTRY_SIZE, ConsumeQueues
 from .keyindex import KeyIndex
-from .record import FIXED, HEADER_SIZE, MESSAGE_MAGIC, PREFIX
+from .record import CHECKSUM_OF_MAGIC, FIXED, HEADER_SIZE, PREFIX
 from .segments import Segment
 
 
@@ -99,7 +99,7 @@ class Retention:
 
     def _first_store_ts(self, seg: Segment) -> int | None:
         head = self.commitlog.read(seg.base, HEADER_SIZE)
-        if len(head) < HEADER_SIZE or PREFIX.unpack_from(head)[1] != MESSAGE_MAGIC:
+        if len(head) < HEADER_SIZE or PREFIX.unpack_from(head)[1] not in CHECKSUM_OF_MAGIC:
             return None
         return FIXED.unpack_from(head, PREFIX.size)[3]  # type: ignore[no-any-return]
 

@@ -24,7 +24,6 @@ import errno
 import logging
 import queue
 import threading
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,7 @@ from .groupcommit import CHUNK, PAIRS, GroupCommit
 from .model import AppendResult, AppendStatus, NewMessage
 from .record import (
     BLANK, BLANK_MAGIC, BLANK_SIZE, FIXED, HEADER_SIZE, INLINE_BODY_MAX, MESSAGE_MAGIC, PREFIX,
-    InvalidProperties, encode_properties,
+    InvalidProperties, encode_properties, record_crc,
 )
 from .segments import Segment
 from .topics import MAX_STORED_TOPIC_BYTES, topic_problem
@@ -224,7 +223,7 @@ class AppendWriter:
         pack_entry = ENTRY.pack
         fixed_pack = FIXED.pack
         prefix_pack = PREFIX.pack
-        crc32 = zlib.crc32
+        crc32 = record_crc
         OK = AppendStatus.OK
         new_result = tuple.__new__  # AppendResult's private layout, see model.AppendResult
         parts_append = chunk.parts.append
