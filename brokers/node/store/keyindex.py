@@ -6,6 +6,11 @@ atomic commits and deletion by offset range for free. Rows are ``(topic, key, of
 with an index on ``(topic, key)``. The writer hands over the rows of each committed chunk with
 the chunk's end offset; ``committed_pos`` tells the checkpoint up to where rows are durable.
 Chunks without keys (the common case) do not wake the thread: they only move ``_latest_end``.
+
+Rows are committed in windows of ``COMMIT_WINDOW_S``: after the first rows arrive the thread
+waits that long for more, so a busy writer's small batches share one SQLite transaction
+(RocketMQ builds its index asynchronously too). A lookup still sees every row handed over before
+it started: ``lookup`` waits (bounded) until the thread has committed up to there.
 """
 
 from __future__ import annotations
@@ -13,12 +18,17 @@ from __future__ import annotations
 import queue
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any, Final
 
 from .writer import KeyRows
 
 _STOP: Final = object()
+# How long the index thread gathers rows before one commit (see the module docstring).
+COMMIT_WINDOW_S: Final = 0.01
+# The longest a lookup waits for rows handed over before it to be committed.
+LOOKUP_CATCH_UP_S: Final = 2.0
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS msg_keys (
@@ -45,6 +55,7 @@ class KeyIndex:
         self._thread = threading.Thread(target=self._run, name="store-keyindex", daemon=True)
         self._db = self._connect()
         self._read_lock = threading.Lock()
+        self._committed = threading.Condition()  # notified after each commit of the thread
         self._reader = sqlite3.connect(self.path, check_same_thread=False)
 
     def _connect(self) -> sqlite3.Connection:
@@ -100,6 +111,8 @@ class KeyIndex:
         q = self._queue
         while True:
             items = [q.get()]
+            if items[0] is not _STOP and items[0][0] != "delete":
+                time.sleep(COMMIT_WINDOW_S)  # let more rows arrive: one transaction for all
             while True:
                 try:
                     items.append(q.get_nowait())
@@ -125,12 +138,19 @@ class KeyIndex:
                 for below in deletes:
                     self._db.execute("DELETE FROM msg_keys WHERE commitlog_offset < ?", (below,))
                 self._db.execute("COMMIT")
-            self._rows_committed_end = end
+            with self._committed:
+                self._rows_committed_end = end
+                self._committed.notify_all()
             if stop:
                 return
 
     def lookup(self, topic: str, key: str, limit: int) -> list[int]:
-        """Newest-first commit-log offsets of messages of ``topic`` carrying ``key``."""
+        """Newest-first commit-log offsets of messages of ``topic`` carrying ``key``, including
+        every row handed to the index before the call (waits up to LOOKUP_CATCH_UP_S for them)."""
+        wanted = self._rows_submitted_end
+        with self._committed:
+            self._committed.wait_for(lambda: self._rows_committed_end >= wanted
+                                     or not self._thread.is_alive(), LOOKUP_CATCH_UP_S)
         with self._read_lock:
             cur = self._reader.execute(
                 "SELECT commitlog_offset FROM msg_keys WHERE topic = ? AND key = ? "
