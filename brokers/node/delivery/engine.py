@@ -275,14 +275,16 @@ class DeliveryEngine:
         self, msgs: Sequence[NewMessage], *, message_type: MessageType = MessageType.NORMAL
     ) -> list[PutResult]:
         """``put`` for several messages; immediately visible ones go to the store as one batch."""
-        now = self._now()
-        if message_type is MessageType.TRANSACTION or any(
-            (d := _delivery_time(m)) is not None and d > now for m in msgs
-        ):
+        if message_type is MessageType.TRANSACTION or _any_delayed(msgs, self._now()):
             return [await self.put(m, message_type=message_type) for m in msgs]
         results = await self._store.append_many(msgs)
-        for topic in {m.topic for m, r in zip(msgs, results) if r.ok}:
-            self._notifier.notify(topic)
+        topic = msgs[0].topic if msgs else ""
+        if all(m.topic == topic for m in msgs):  # one topic (every SendMessage): one notify
+            if any(r.ok for r in results):
+                self._notifier.notify(topic)
+        else:
+            for t in {m.topic for m, r in zip(msgs, results) if r.ok}:
+                self._notifier.notify(t)
         return [PutResult(r) for r in results]
 
     async def _put_timer(self, msg: NewMessage, due: int) -> PutResult:
@@ -1037,6 +1039,13 @@ async def _wait_idle(cursors: list[Cursor], timeout_s: float) -> None:
     finally:
         for w in waits:
             w.cancel()
+
+
+def _any_delayed(msgs: Sequence[NewMessage], now: int) -> bool:
+    """Whether a message of ``msgs`` is due after ``now`` (the property test first: it is
+    absent from almost every message)."""
+    return any(PROP_DELIVERY_TIME_MS in m.properties and (d := _delivery_time(m)) is not None
+               and d > now for m in msgs)
 
 
 def _delivery_time(msg: NewMessage) -> int | None:

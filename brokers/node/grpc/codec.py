@@ -120,19 +120,18 @@ def to_new_message(
         props.update(extra_properties)
     # Computed once here, not on every delivery (consumers verify it; the body never changes
     # after this point: timer/half/DLQ copies keep body and properties).
-    props[PROP_BODY_MD5] = hashlib.md5(body).hexdigest().upper()
+    props[PROP_BODY_MD5] = _md5(body).hexdigest().upper()
     keys = sp.keys
+    # Positional, in NewMessage's field order. An absent optional tag reads as "" and an absent
+    # born_timestamp as 0 s, so neither needs a HasField.
     return NewMessage(
-        topic=stored_topic_name,
-        queue_id=queue_id,
-        body=body,
-        tag=sp.tag if sp.HasField("tag") else "",
-        keys=tuple(keys) if keys else (),
-        properties=props,
-        born_timestamp_ms=timestamp_to_ms(sp.born_timestamp) if sp.HasField("born_timestamp") else 0,
-        born_host=sp.born_host or born_host_fallback,
-        flags=_FLAGS_OF_TYPE.get(message_type, _NORMAL_FLAGS),
+        stored_topic_name, queue_id, body, sp.tag, tuple(keys) if keys else (), props,
+        timestamp_to_ms(sp.born_timestamp), sp.born_host or born_host_fallback,
+        _FLAGS_OF_TYPE.get(message_type, _NORMAL_FLAGS),
     )
+
+
+_md5: Final = hashlib.md5
 
 
 def body_digest(body: bytes | memoryview) -> pb.Digest:
@@ -226,6 +225,11 @@ def transaction_id_of(stored: StoredMessage) -> str:
 def _varint(n: int) -> bytes:
     if n < 0x4000:  # every frame up to 16 KiB: one or two bytes
         return bytes((n,)) if n < 0x80 else bytes(((n & 0x7F) | 0x80, n >> 7))
+    if n < 0x10000000:  # queue offsets and frames up to 256 MiB: three or four bytes, no loop
+        if n < 0x200000:
+            return bytes(((n & 0x7F) | 0x80, (n >> 7 & 0x7F) | 0x80, n >> 14))
+        return bytes(((n & 0x7F) | 0x80, (n >> 7 & 0x7F) | 0x80, (n >> 14 & 0x7F) | 0x80,
+                      n >> 21))
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)

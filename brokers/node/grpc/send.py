@@ -112,7 +112,11 @@ class SendHandlers:
         self, new: list[NewMessage], types: list[int], client_id: str
     ) -> tuple[list[AppendResult], list[str]]:
         engine = self.runtime.delivery
-        if len(new) > 1 and len(set(types)) == 1:
+        if len(new) == 1:  # what the SDKs send: no list building around one put
+            put = await engine.put(new[0], message_type=_ENGINE_TYPES[types[0]],
+                                   producer_client_id=client_id)
+            return [put.append], [put.transaction_id]
+        if len(set(types)) == 1:
             puts = await engine.put_many(new, message_type=_ENGINE_TYPES[types[0]])
         else:
             puts = [
@@ -136,11 +140,22 @@ def _field(tag: bytes, data: bytes) -> bytes:
     return tag + _varint(len(data)) + data
 
 
+#: Varint bytes of every length a message id or an entry can have (ids are 24 characters).
+_LENGTHS: Final = tuple(_varint(n) for n in range(256))
+
+
 def _ok_entry(message_id: str, transaction_id: str, offset: int) -> bytes:
-    body = (_OK_ENTRY_STATUS + _field(b"\x12", message_id.encode())
-            + _field(b"\x1a", transaction_id.encode()))
-    if offset > 0:
-        body += b"\x20" + _varint(offset)
+    """``SendResultEntry{status OK, message_id, transaction_id, offset}`` as field 2 of the
+    response: one bytes formatting, since this runs for every message sent."""
+    mid = message_id.encode()
+    tid = mid if transaction_id is message_id else transaction_id.encode()
+    if len(mid) > 255 or len(tid) > 255:  # never for store ids; kept general
+        body = (_OK_ENTRY_STATUS + _field(b"\x12", mid) + _field(b"\x1a", tid)
+                + (b"\x20" + _varint(offset) if offset > 0 else b""))
+        return b"\x12" + _varint(len(body)) + body
+    body = b"%b\x12%b%b\x1a%b%b%b" % (
+        _OK_ENTRY_STATUS, _LENGTHS[len(mid)], mid, _LENGTHS[len(tid)], tid,
+        b"\x20" + _varint(offset) if offset > 0 else b"")
     return b"\x12" + _varint(len(body)) + body
 
 

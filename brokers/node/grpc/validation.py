@@ -46,12 +46,17 @@ def check_request_shape(messages: list[pb.Message]) -> str:
         raise BadRequest(
             f"{len(messages)} messages in one request; at most {MAX_MESSAGES_PER_REQUEST} allowed"
         )
-    name = messages[0].topic.name
+    first = messages[0].topic
+    name = first.name
     if not name:
         raise MqError("message topic is required", Code.ILLEGAL_TOPIC)
-    for m in messages[1:]:
-        if m.topic.name != name or m.topic.resource_namespace != messages[0].topic.resource_namespace:
-            raise MqError("all messages of one request must share the topic", Code.MESSAGE_CORRUPTED)
+    if len(messages) > 1:
+        namespace = first.resource_namespace
+        for m in messages:
+            topic = m.topic
+            if topic.name != name or topic.resource_namespace != namespace:
+                raise MqError("all messages of one request must share the topic",
+                              Code.MESSAGE_CORRUPTED)
     return name
 
 

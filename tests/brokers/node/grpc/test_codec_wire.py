@@ -92,7 +92,8 @@ def _reference_delivered(
 
 def test_varint_matches_protobuf() -> None:
     assert _varint(0) == b"\x00" and response_message_frame(b"") == b"\x12\x00"
-    for n in (1, 127, 128, 300, 16383, 16384, 2**21, 2**35 + 7):
+    for n in (1, 127, 128, 300, 16383, 16384, 2**21 - 1, 2**21, 2**28 - 1, 2**28, 2**35 + 7,
+              2**63 - 1):
         assert b"\x20" + _varint(n) == spb.SendResultEntry(offset=n).SerializeToString()
 
 
@@ -118,6 +119,9 @@ def test_frames_parse_to_the_delivered_message() -> None:
             assert got.message == _reference_delivered(
                 stored, receipt_handle="h" * 150, delivery_attempt=attempt,
                 invisible_duration_s=invisible)
+            # Field presence too (an empty but present sub-message is not an absent one).
+            assert (got.SerializeToString(deterministic=True)
+                    == want.SerializeToString(deterministic=True))
 
 
 def test_only_raw_methods_skip_the_serializer() -> None:

@@ -24,3 +24,12 @@ def test_failure_status_bytes() -> None:
     result = AppendResult(AppendStatus.DISK_FULL, "", -1, -1, 0, "disk is full")
     st = pb.Status.FromString(_entry_status_bytes(result))
     assert st.code == pb.Code.INTERNAL_SERVER_ERROR and st.message == "disk is full"
+
+
+def test_ok_entry_with_shared_or_long_ids() -> None:
+    mid = "0A00000100000000000004D2"
+    for txn in (mid, "T" * 300, ""):
+        raw = _ok_entry(mid, txn, 5)
+        want = spb.SendMessageResponse(entries=[spb.SendResultEntry(
+            status=OK_STATUS, message_id=mid, transaction_id=txn, offset=5)])
+        assert spb.SendMessageResponse.FromString(raw) == want
