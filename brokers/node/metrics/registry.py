@@ -8,14 +8,39 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 
+class _Tally:
+    """Messages and bytes counted on the hot path and not yet added to their two counters."""
+
+    __slots__ = ("bytes_counter", "messages", "messages_counter", "nbytes")
+
+    def __init__(self, messages_counter: Any, bytes_counter: Any) -> None:
+        self.messages = 0
+        self.nbytes = 0
+        self.messages_counter = messages_counter
+        self.bytes_counter = bytes_counter
+
+    def flush(self) -> None:
+        if self.messages or self.nbytes:
+            messages, nbytes = self.messages, self.nbytes
+            self.messages = self.nbytes = 0
+            self.messages_counter.inc(messages)
+            self.bytes_counter.inc(nbytes)
+
+
 class NodeMetrics:
-    """Counters per namespace/topic; gauges read lazily from callbacks at scrape time."""
+    """Counters per namespace/topic; gauges read lazily from callbacks at scrape time.
+
+    Every SendMessage and ReceiveMessage counts messages and bytes: two Prometheus ``inc`` calls
+    (each takes a lock) cost more than the rest of the bookkeeping, so those counts are summed
+    in plain integers and added to the counters whenever ``registry`` is read (the scrape
+    handler and the agent's report both read it), which gives the same figures.
+    """
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self._in: dict[tuple[str, str], tuple[Any, Any]] = {}
-        self._out: dict[tuple[str, str], tuple[Any, Any]] = {}
-        r = self.registry
+        self._registry = CollectorRegistry(auto_describe=True)
+        self._in: dict[tuple[str, str], _Tally] = {}
+        self._out: dict[tuple[str, str], _Tally] = {}
+        r = self._registry
         self.messages_in = Counter(
             "mq_messages_in", "Messages accepted by SendMessage", ["namespace", "topic"], registry=r
         )
@@ -48,21 +73,30 @@ class NodeMetrics:
     def auth_failure(self, namespace: str, reason: str) -> None:
         self.auth_failures.labels(namespace, reason).inc()
 
+    @property
+    def registry(self) -> CollectorRegistry:
+        """The registry, with the hot-path counts summed so far added to its counters."""
+        for tally in (*self._in.values(), *self._out.values()):
+            tally.flush()
+        return self._registry
+
     def sent(self, namespace: str, topic: str, count: int, nbytes: int) -> None:
         key = (namespace, topic)
-        pair = self._in.get(key)
-        if pair is None:  # labels() is a locked dict lookup; keep the children at hand
-            pair = self._in[key] = (self.messages_in.labels(*key), self.bytes_in.labels(*key))
-        pair[0].inc(count)
-        pair[1].inc(nbytes)
+        tally = self._in.get(key)
+        if tally is None:  # labels() is a locked dict lookup; keep the children at hand
+            tally = self._in[key] = _Tally(self.messages_in.labels(*key),
+                                           self.bytes_in.labels(*key))
+        tally.messages += count
+        tally.nbytes += nbytes
 
     def delivered(self, namespace: str, topic: str, count: int, nbytes: int) -> None:
         key = (namespace, topic)
-        pair = self._out.get(key)
-        if pair is None:
-            pair = self._out[key] = (self.messages_out.labels(*key), self.bytes_out.labels(*key))
-        pair[0].inc(count)
-        pair[1].inc(nbytes)
+        tally = self._out.get(key)
+        if tally is None:
+            tally = self._out[key] = _Tally(self.messages_out.labels(*key),
+                                            self.bytes_out.labels(*key))
+        tally.messages += count
+        tally.nbytes += nbytes
 
     def throttle(self, namespace: str, quota: str) -> None:
         self.throttled.labels(namespace, quota).inc()
