@@ -26,6 +26,7 @@ from brokers.node.delivery.types import (
     MessageType,
     PutResult,
     QueueLag,
+    RecallStatus,
     StoreFailureError,
     TransactionCheck,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "MessageType",
     "PutResult",
     "QueueLag",
+    "RecallStatus",
     "StoreFailureError",
     "TransactionCheck",
     "TransactionChecker",

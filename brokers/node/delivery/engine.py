@@ -36,6 +36,7 @@ from brokers.node.delivery.types import (
     MessageType,
     PutResult,
     QueueLag,
+    RecallStatus,
     TransactionCheck,
 )
 from brokers.node.filter import MATCH_ALL, MessageFilter
@@ -100,6 +101,7 @@ class DeliveryEngine:
         self._timers: dict[int, TimerRow] = {}
         self._timer_heap: list[tuple[int, int]] = []
         self._next_timer = 1
+        self._firing_timer = 0  # the timer _fire_timers is releasing (0: none)
         self._halves: dict[str, HalfRow] = {}
         self._resolved_txns: OrderedDict[str, bool] = OrderedDict()
         self._checker: TransactionChecker | None = None
@@ -303,7 +305,32 @@ class DeliveryEngine:
         heapq.heappush(self._timer_heap, (due, row.id))
         self._state.put_timer(row)
         await self._state.flush()
-        return PutResult(res, visible=False)
+        return PutResult(res, visible=False, timer_id=row.id)
+
+    async def recall(self, stored_topic: str, timer_id: int, msg_id: str) -> RecallStatus:
+        """Cancel a delay message of ``stored_topic`` that is still waiting (RecallMessage).
+
+        ``msg_id`` must be the id its send returned (the held copy's); a timer that is firing
+        right now counts as delivered. The timer's removal is durable before this returns.
+        """
+        row = self._timers.get(timer_id)
+        if row is None or row.topic != timer_topic(stored_topic) or timer_id == self._firing_timer:
+            return RecallStatus.NOT_PENDING
+        held = await self._read_one(row.topic, row.qid, row.qoff)
+        # Re-checked after the read: the timer may have fired or been recalled meanwhile.
+        if (held is None or held.msg_id != msg_id or self._timers.get(timer_id) is not row
+                or timer_id == self._firing_timer):
+            return RecallStatus.NOT_PENDING
+        del self._timers[timer_id]  # its heap entry is skipped when it comes up
+        self._state.delete_timer(timer_id)
+        try:
+            await self._state.flush()
+        except Exception:  # reported to the caller as a store error
+            log.exception("recall of timer %s: could not persist the removal", timer_id)
+            self._timers[timer_id] = row
+            self._state.put_timer(row)
+            return RecallStatus.STORE_ERROR
+        return RecallStatus.RECALLED
 
     async def _put_half(self, msg: NewMessage, txn_id: str, producer_group: str,
                         client_id: str) -> PutResult:
@@ -354,19 +381,24 @@ class DeliveryEngine:
             row = self._timers.get(tid)
             if row is None:
                 continue
-            m = await self._read_one(row.topic, row.qid, row.qoff)
-            if m is None:
-                log.warning("timer %s: held message %s/%s gone; dropping", tid, row.topic, row.qoff)
-            else:
-                out = self._released(m, commit=False)
-                res = await self._store.append(out)
-                if not res.ok:  # try again shortly; the held copy is still there
-                    log.warning("timer %s: append failed (%s); retrying", tid, res.status)
-                    heapq.heappush(self._timer_heap, (now + 1000, tid))
-                    continue
-                self._notifier.notify(out.topic)
-            del self._timers[tid]
-            self._state.delete_timer(tid)
+            self._firing_timer = tid  # a recall from here on finds it delivered
+            try:
+                m = await self._read_one(row.topic, row.qid, row.qoff)
+                if m is None:
+                    log.warning("timer %s: held message %s/%s gone; dropping", tid, row.topic,
+                                row.qoff)
+                else:
+                    out = self._released(m, commit=False)
+                    res = await self._store.append(out)
+                    if not res.ok:  # try again shortly; the held copy is still there
+                        log.warning("timer %s: append failed (%s); retrying", tid, res.status)
+                        heapq.heappush(self._timer_heap, (now + 1000, tid))
+                        continue
+                    self._notifier.notify(out.topic)
+                del self._timers[tid]
+                self._state.delete_timer(tid)
+            finally:
+                self._firing_timer = 0
 
     # ================================================================= transactions
     def set_transaction_checker(self, checker: TransactionChecker | None) -> None:

@@ -111,6 +111,14 @@ class DlqStatus(enum.Enum):
     STORE_ERROR = "STORE_ERROR"
 
 
+class RecallStatus(enum.Enum):
+    """Outcome of ``DeliveryEngine.recall``."""
+
+    RECALLED = "RECALLED"
+    NOT_PENDING = "NOT_PENDING"  # no such delay message waiting: delivered, recalled, or unknown
+    STORE_ERROR = "STORE_ERROR"
+
+
 class EndTransactionStatus(enum.Enum):
     COMMITTED = "COMMITTED"
     ROLLED_BACK = "ROLLED_BACK"
@@ -123,11 +131,13 @@ class EndTransactionStatus(enum.Enum):
 class PutResult:
     """Outcome of ``put``. ``append`` is the store's result for the record actually written
     (the timer / half copy for delay and transaction messages). ``transaction_id`` is set for
-    transaction messages. ``visible`` is False while the message waits (delay, half)."""
+    transaction messages. ``visible`` is False while the message waits (delay, half).
+    ``timer_id`` names the pending timer of a delay message (0 otherwise): what recalls it."""
 
     append: AppendResult
     transaction_id: str = ""
     visible: bool = True
+    timer_id: int = 0
 
     @property
     def ok(self) -> bool:

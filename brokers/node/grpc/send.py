@@ -25,6 +25,7 @@ from brokers.node.store.model import AppendResult, AppendStatus, NewMessage
 from .boundary import admit, unary
 from .codec import _varint, stored_topic, to_new_message
 from .errors import MqError
+from .recall import encode_recall_handle
 from .route import resolve_topic
 from .runtime import NodeRuntime
 from .status import APPEND_CODES, OK_STATUS, QUOTA_CODES, status
@@ -86,17 +87,21 @@ class SendHandlers:
             )
             for m, t in zip(messages, types)
         ]
-        results, txn_ids = await self._append(new, types, call.client_id)
+        results, txn_ids, timer_ids = await self._append(new, types, call.client_id)
         ok = 0
         nbytes = 0
         top = b""
         entries = []
-        for r, txn, size in zip(results, txn_ids, sizes):
+        for i, (r, txn, size) in enumerate(zip(results, txn_ids, sizes)):
             if r.status is _APPEND_OK:
                 ok += 1
                 nbytes += size
                 msg_id = r.msg_id
-                entries.append(_ok_entry(msg_id, txn or msg_id, r.queue_offset))
+                if timer_ids and timer_ids[i]:  # a delay message: it can be recalled
+                    entries.append(_ok_entry(msg_id, txn or msg_id, r.queue_offset,
+                                             encode_recall_handle(timer_ids[i], msg_id)))
+                else:
+                    entries.append(_ok_entry(msg_id, txn or msg_id, r.queue_offset))
             else:
                 st = _entry_status_bytes(r)
                 # The client reads only the top status (G10): report the first failure there.
@@ -110,12 +115,13 @@ class SendHandlers:
 
     async def _append(
         self, new: list[NewMessage], types: list[int], client_id: str
-    ) -> tuple[list[AppendResult], list[str]]:
+    ) -> tuple[list[AppendResult], list[str], list[int] | None]:
+        """Store results, transaction ids and (None when there is none) delay timer ids."""
         engine = self.runtime.delivery
         if len(new) == 1:  # what the SDKs send: no list building around one put
             put = await engine.put(new[0], message_type=_ENGINE_TYPES[types[0]],
                                    producer_client_id=client_id)
-            return [put.append], [put.transaction_id]
+            return [put.append], [put.transaction_id], [put.timer_id] if put.timer_id else None
         if len(set(types)) == 1:
             puts = await engine.put_many(new, message_type=_ENGINE_TYPES[types[0]])
         else:
@@ -123,7 +129,9 @@ class SendHandlers:
                 await engine.put(m, message_type=_ENGINE_TYPES[t], producer_client_id=client_id)
                 for m, t in zip(new, types)
             ]
-        return [p.append for p in puts], [p.transaction_id for p in puts]
+        timer_ids = [p.timer_id for p in puts]
+        return ([p.append for p in puts], [p.transaction_id for p in puts],
+                timer_ids if any(timer_ids) else None)
 
 
 # --------------------------------------------------------------------------- response bytes
@@ -144,14 +152,15 @@ def _field(tag: bytes, data: bytes) -> bytes:
 _LENGTHS: Final = tuple(_varint(n) for n in range(256))
 
 
-def _ok_entry(message_id: str, transaction_id: str, offset: int) -> bytes:
-    """``SendResultEntry{status OK, message_id, transaction_id, offset}`` as field 2 of the
-    response: one bytes formatting, since this runs for every message sent."""
+def _ok_entry(message_id: str, transaction_id: str, offset: int, recall_handle: str = "") -> bytes:
+    """``SendResultEntry{status OK, message_id, transaction_id, offset, recall_handle}`` as
+    field 2 of the response: one bytes formatting, since this runs for every message sent."""
     mid = message_id.encode()
     tid = mid if transaction_id is message_id else transaction_id.encode()
-    if len(mid) > 255 or len(tid) > 255:  # never for store ids; kept general
+    if len(mid) > 255 or len(tid) > 255 or recall_handle:  # the general (rarer) form
         body = (_OK_ENTRY_STATUS + _field(b"\x12", mid) + _field(b"\x1a", tid)
-                + (b"\x20" + _varint(offset) if offset > 0 else b""))
+                + (b"\x20" + _varint(offset) if offset > 0 else b"")
+                + (_field(b"\x2a", recall_handle.encode()) if recall_handle else b""))
         return b"\x12" + _varint(len(body)) + body
     body = b"%b\x12%b%b\x1a%b%b%b" % (
         _OK_ENTRY_STATUS, _LENGTHS[len(mid)], mid, _LENGTHS[len(tid)], tid,

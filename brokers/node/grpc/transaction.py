@@ -9,12 +9,13 @@ import grpc
 from rocketmq.grpc_protocol import definition_pb2 as pb
 from rocketmq.grpc_protocol import service_pb2 as spb
 
-from brokers.node.config import Action, ResourceKind
-from brokers.node.delivery import EndTransactionStatus, TransactionCheck
+from brokers.node.config import Action, ResourceKind, TopicType
+from brokers.node.delivery import EndTransactionStatus, RecallStatus, TransactionCheck
 
 from .boundary import admit, unary
 from .codec import split_stored_topic, stored_topic, to_delivered_message
 from .errors import MqError
+from .recall import decode_recall_handle
 from .route import resolve_topic
 from .runtime import NodeRuntime
 from .status import OK_STATUS
@@ -56,8 +57,27 @@ class TransactionHandlers:
     async def RecallMessage(
         self, request: spb.RecallMessageRequest, context: grpc.aio.ServicerContext
     ) -> spb.RecallMessageResponse:
-        admit(self.runtime, context, [request.topic.resource_namespace], method="RecallMessage")
-        raise MqError("recalling delay messages is not supported yet", Code.UNSUPPORTED)
+        """Cancel a delay message that is still waiting (protocol doc §4.6; recall.py)."""
+        rt = self.runtime
+        call = admit(rt, context, [request.topic.resource_namespace], method="RecallMessage")
+        topic = resolve_topic(rt, call.principal.namespace, request.topic.name)
+        call.principal.require(ResourceKind.TOPIC, topic.name, Action.PUB)
+        if topic.type not in (TopicType.DELAY, TopicType.MIXED):
+            raise MqError(f"topic {topic.name!r} is a {topic.type.value} topic; only delay "
+                          "messages can be recalled", Code.ILLEGAL_TOPIC)
+        handle = decode_recall_handle(request.recall_handle)
+        if handle is None:
+            raise MqError("recall_handle is not one this service issued", Code.BAD_REQUEST)
+        result = await rt.delivery.recall(stored_topic(call.namespace, topic.name),
+                                          handle.timer_id, handle.message_id)
+        if result is RecallStatus.NOT_PENDING:
+            raise MqError(f"message {handle.message_id} of topic {topic.name!r} is not waiting "
+                          "for delivery: it was delivered or recalled already", Code.NOT_FOUND)
+        if result is RecallStatus.STORE_ERROR:
+            raise MqError("could not record the recall", Code.INTERNAL_SERVER_ERROR)
+        log.info("[ns=%s] recalled delay message %s of %s", call.namespace, handle.message_id,
+                 topic.name)
+        return spb.RecallMessageResponse(status=OK_STATUS, message_id=handle.message_id)
 
 
 def make_transaction_checker(
