@@ -102,6 +102,7 @@ class DeliveryEngine:
         self._timer_heap: list[tuple[int, int]] = []
         self._next_timer = 1
         self._firing_timer = 0  # the timer _fire_timers is releasing (0: none)
+        self._next_relocation = 0  # engine clock (ms) of the next relocate_held in tick
         self._halves: dict[str, HalfRow] = {}
         self._resolved_txns: OrderedDict[str, bool] = OrderedDict()
         self._checker: TransactionChecker | None = None
@@ -240,6 +241,10 @@ class DeliveryEngine:
             await self._fire_timers(self._now())
             await self._check_halves(self._now())
             self._prune_broadcast(self._now())
+            now = self._now()
+            if now >= self._next_relocation:
+                self._next_relocation = now + self._cfg.relocate_interval_ms
+                await self.relocate_held()
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -318,7 +323,8 @@ class DeliveryEngine:
             return RecallStatus.NOT_PENDING
         held = await self._read_one(row.topic, row.qid, row.qoff)
         # Re-checked after the read: the timer may have fired or been recalled meanwhile.
-        if (held is None or held.msg_id != msg_id or self._timers.get(timer_id) is not row
+        if (held is None or held.properties.get(PROP_ORIGIN_MSG_ID, held.msg_id) != msg_id
+                or self._timers.get(timer_id) is not row
                 or timer_id == self._firing_timer):
             return RecallStatus.NOT_PENDING
         del self._timers[timer_id]  # its heap entry is skipped when it comes up
@@ -374,6 +380,70 @@ class DeliveryEngine:
         return NewMessage(topic=topic, queue_id=queue_id, body=bytes(m.body), tag=m.tag,
                           keys=m.keys, properties=props, born_timestamp_ms=m.born_timestamp_ms,
                           born_host=m.born_host, flags=flags, reconsume_times=m.reconsume_times)
+
+    # ================================================================= relocation
+    async def relocate_held(self) -> int:
+        """Move held copies (delay timers, transaction halves) out of the segment retention
+        could not delete because of them (``MessageStore.retention_blocked_at``).
+
+        Each copy is appended again, unchanged but for ``__ORIGIN_MSG_ID`` (so the message keeps
+        the id its producer got), and its row is pointed at the new copy; the old one is left
+        for retention. A crash in between leaves the row on the old copy, which retention still
+        keeps: nothing is lost, at worst an unreferenced copy remains. Returns how many moved.
+        """
+        store = self._store
+        blocked = getattr(store, "retention_blocked_at", lambda: None)()
+        if blocked is None:
+            return 0
+        horizon = store.segment_end(blocked)
+        budget = self._cfg.relocate_max_per_round
+        moved = 0
+        for timer in list(self._timers.values()):
+            if moved >= budget:
+                break
+            if timer.id != self._firing_timer and self._held_before(timer, horizon):
+                new_qoff = await self._move_held(timer.topic, timer.qid, timer.qoff)
+                if new_qoff is not None and self._timers.get(timer.id) is timer:
+                    moved_row = replace(timer, qoff=new_qoff)
+                    self._timers[timer.id] = moved_row
+                    self._state.put_timer(moved_row)
+                    moved += 1
+        for half in list(self._halves.values()):
+            if moved >= budget:
+                break
+            if self._held_before(half, horizon):
+                new_qoff = await self._move_held(half.topic, half.qid, half.qoff)
+                if new_qoff is not None and self._halves.get(half.txn) is half:
+                    half.qoff = new_qoff
+                    self._state.put_half(half)
+                    moved += 1
+        if moved:
+            await self._state.flush()
+            log.info("moved %d held message(s) out of the segment retention is waiting for "
+                     "(pinned at offset %d)", moved, blocked)
+        return moved
+
+    def _held_before(self, row: TimerRow | HalfRow, horizon: int) -> bool:
+        """Whether the held copy of ``row`` lies below commit-log offset ``horizon``."""
+        cq = self._store.cqs.get(row.topic, row.qid)
+        entry = cq.entry(row.qoff) if cq is not None else None
+        return entry is not None and entry[0] < horizon
+
+    async def _move_held(self, topic: str, qid: int, qoff: int) -> int | None:
+        """Append the held copy at (topic, qid, qoff) again; its new queue offset, or None."""
+        m = await self._read_one(topic, qid, qoff)
+        if m is None:
+            return None
+        props = dict(m.properties)
+        props.setdefault(PROP_ORIGIN_MSG_ID, m.msg_id)
+        copy = NewMessage(topic=topic, queue_id=qid, body=bytes(m.body), tag=m.tag, keys=m.keys,
+                          properties=props, born_timestamp_ms=m.born_timestamp_ms,
+                          born_host=m.born_host, flags=m.flags, reconsume_times=m.reconsume_times)
+        (res,) = await self._store.append_many([copy], relocation=True)
+        if not res.ok:
+            log.warning("could not move held message %s/%d/%d: %s", topic, qid, qoff, res.status)
+            return None
+        return res.queue_offset
 
     async def _fire_timers(self, now: int) -> None:
         while self._timer_heap and self._timer_heap[0][0] <= now:

@@ -204,6 +204,11 @@ class DeliveryConfig:
     #: cursors and in-flight batches are dropped. SDK client ids change with every process, so
     #: the cursors of old ids would otherwise be kept forever.
     broadcast_idle_prune_ms: int = 24 * HOURS
+    #: How often the tick checks whether retention is held back by the held copy of a delay
+    #: timer or transaction half, and moves such copies to the end of the log.
+    relocate_interval_ms: int = 10 * SECONDS
+    #: Held copies moved per round at most (each is one append; the rest go next round).
+    relocate_max_per_round: int = 1024
     #: FIFO: deliver at most one message per message group in one batch (strict ordering for
     #: consumers that ack out of order). False lets a batch carry a group's run in order.
     fifo_one_per_group: bool = True

@@ -5,11 +5,15 @@ Rule, applied oldest segment first and never to the active (last) segment:
 * a segment is *expired* when the first record of the segment after it (an upper bound for
   every store timestamp inside it) is older than ``retention_hours``;
 * while the log is larger than ``storage_cap_bytes`` the oldest segment goes, expired or not;
-* deletion stops at the first segment that holds a *pinned* offset: ``StateStore.pins()`` is the
-  lowest commit-log offset still needed by a pending timer, transaction half message or in-flight
-  receipt. Pinned messages are never moved; the segment stays until the pin is released. If that
-  keeps the log over the cap, ``cap_exceeded`` is set and appends are refused with
-  STORAGE_CAP_EXCEEDED until a later run gets under the cap.
+* deletion stops at the first due segment that holds a *pinned* offset: ``StateStore.pins()``
+  is the lowest commit-log offset still needed by a pending timer, transaction half message or
+  in-flight receipt. The store never moves a record; the segment stays until the pin is
+  released. ``blocked_at`` tells the delivery engine, which then re-appends the held copies of
+  delay timers and transaction halves that sit there (``DeliveryEngine.relocate_held``, as
+  Apache RocketMQ rolls its timer messages), so only in-flight receipts, which expire, keep a
+  segment for long. While the log stays over the cap, ``cap_exceeded`` is set and appends are
+  refused with STORAGE_CAP_EXCEEDED until a later run gets under the cap (relocation appends
+  excepted).
 
 After deleting, each consume queue's ``min_offset`` moves to its first entry that points into a
 remaining segment, consume-queue segments wholly below it are deleted, and key-index rows below
@@ -50,6 +54,9 @@ class Retention:
         self.pins = pins
         self.cap_exceeded = False
         self.cap_detail = ""
+        # The pinned offset that stopped the last run from deleting a segment that was due
+        # (None: nothing due was kept). The delivery engine moves held copies out of the way.
+        self.blocked_at: int | None = None
         self._lock = threading.Lock()
 
     def over_cap(self) -> bool:
@@ -74,13 +81,13 @@ class Retention:
         doomed: list[Segment] = []
         blocked: int | None = None
         for seg, nxt in zip(segs, segs[1:]):
-            if pin is not None and seg.base + files.capacity > pin:
-                blocked = pin
-                break
             over = cap_bytes is not None and total > cap_bytes
             newest = self._first_store_ts(nxt)
             expired = newest is not None and newest + keep_ms <= now_ms
             if not (over or expired):
+                break
+            if pin is not None and seg.base + files.capacity > pin:
+                blocked = pin  # due for deletion, but a pending message is inside
                 break
             doomed.append(seg)
             total -= seg.written
@@ -90,6 +97,7 @@ class Retention:
         cq_deleted = self._advance_queues(new_min) if doomed else 0
         if doomed:
             self.keys.delete_below(new_min)
+        self.blocked_at = blocked
         self.cap_exceeded = cap_bytes is not None and total > cap_bytes
         self.cap_detail = (
             f"commit log holds {total} bytes, cap {cap_bytes}; oldest deletable segment is pinned "

@@ -286,10 +286,16 @@ class MessageStore:
             for group in groups:
                 submit(group.messages, group)
 
-    async def append_many(self, msgs: Sequence[NewMessage]) -> list[AppendResult]:
-        """Append a batch in order (one write, one fsync in sync mode); one result per message."""
+    async def append_many(self, msgs: Sequence[NewMessage], *,
+                          relocation: bool = False) -> list[AppendResult]:
+        """Append a batch in order (one write, one fsync in sync mode); one result per message.
+
+        ``relocation``: copies of pending records moved out of a segment retention wants to
+        delete (``Retention.blocked_at``); they are accepted over the storage cap, since moving
+        them is how the log gets back under it."""
         refused = self._refused()
-        if refused is not None:
+        if refused is not None and not (
+                relocation and refused.status is AppendStatus.STORAGE_CAP_EXCEEDED):
             return [refused] * len(msgs)
         if not msgs:
             return []
@@ -474,6 +480,15 @@ class MessageStore:
 
     def _retention_now(self) -> RetentionReport:
         return self.retention.run(self.config.clock_ms())
+
+    def retention_blocked_at(self) -> int | None:
+        """The pinned commit-log offset that kept the last retention run from deleting a
+        segment that was due (None when nothing due was kept)."""
+        return self.retention.blocked_at
+
+    def segment_end(self, offset: int) -> int:
+        """End offset of the commit-log segment that holds ``offset``."""
+        return self.commitlog.files.base_for(offset) + self.commitlog.capacity
 
     async def enforce_retention(self, now_ms: int | None = None) -> RetentionReport:
         """Delete whole commit-log segments past retention or over the storage cap (see
