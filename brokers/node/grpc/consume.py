@@ -54,6 +54,36 @@ _NOT_FOUND_FRAME: Final = spb.ReceiveMessageResponse(
     status=status(Code.MESSAGE_NOT_FOUND, "no new message")).SerializeToString()
 
 
+# AckMessageResponse{status = 1, entries = 2}; AckMessageResultEntry{message_id = 1,
+# receipt_handle = 2, status = 3}: written directly (test_consume_wire.py parses them back).
+_OK_STATUS_BYTES: Final = OK_STATUS.SerializeToString()
+_ACK_STATUS_BYTES: Final = {
+    result: _OK_STATUS_BYTES if result in (AckStatus.OK, AckStatus.ALREADY_ACKED)
+    else status(Code.INVALID_RECEIPT_HANDLE,
+                f"receipt handle is {result.value.lower().replace('_', ' ')}").SerializeToString()
+    for result in AckStatus
+}
+
+
+def _field(tag: bytes, data: bytes) -> bytes:
+    return tag + _varint(len(data)) + data
+
+
+def _ack_entry(message_id: str, receipt_handle: str, status_bytes: bytes) -> bytes:
+    """One ``AckMessageResultEntry`` as field 2 of the response (empty strings left out, as
+    protobuf does); one bytes formatting in the usual case, as this runs per acked message."""
+    if not (message_id and receipt_handle):
+        body = ((_field(b"\x0a", message_id.encode()) if message_id else b"")
+                + (_field(b"\x12", receipt_handle.encode()) if receipt_handle else b"")
+                + _field(b"\x1a", status_bytes))
+        return b"\x12" + _varint(len(body)) + body
+    mid = message_id.encode()
+    handle = receipt_handle.encode()
+    body = b"\x0a%b%b\x12%b%b\x1a%b%b" % (_varint(len(mid)), mid, _varint(len(handle)), handle,
+                                          _varint(len(status_bytes)), status_bytes)
+    return b"\x12" + _varint(len(body)) + body
+
+
 def long_poll_budget_ms(request: spb.ReceiveMessageRequest, remaining_s: float | None) -> int:
     """Polling time: the request's, capped at 20 s and at the deadline minus a reserve."""
     wanted = (
@@ -181,17 +211,17 @@ class ConsumeHandlers:
                              sum(len(d.message.body) for d in deliveries))
         return out
 
-    @unary(spb.AckMessageResponse)
+    @unary(spb.AckMessageResponse, raw=True)
     async def AckMessage(
         self, request: spb.AckMessageRequest, context: grpc.aio.ServicerContext
-    ) -> spb.AckMessageResponse:
+    ) -> bytes:
+        """Returns the serialized AckMessageResponse (registered raw, servicer.RAW_RESPONSES):
+        a consumer acks every message it gets, up to 32 entries per request."""
         rt = self.runtime
         call = admit(rt, context, [request.group.resource_namespace,
                                    request.topic.resource_namespace], method="AckMessage")
         target = _Target(rt, call, request.group.name, request.topic.name)
         engine = rt.delivery
-        entries = []
-        failed: pb.Status | None = None
         request_entries = list(request.entries)
         if len(request_entries) == 1:
             results = [await engine.ack(group=target.engine_group, topic=target.stored,
@@ -200,19 +230,17 @@ class ConsumeHandlers:
             results = await engine.ack_many(
                 group=target.engine_group, topic=target.stored,
                 receipt_handles=[e.receipt_handle for e in request_entries])
-        for e, result in zip(request_entries, results):
-            if result is AckStatus.OK or result is AckStatus.ALREADY_ACKED:
-                st = OK_STATUS
-            else:
-                st = status(Code.INVALID_RECEIPT_HANDLE,
-                            f"receipt handle is {result.value.lower().replace('_', ' ')}")
-                failed = failed or st
-            entries.append(spb.AckMessageResultEntry(
-                message_id=e.message_id, receipt_handle=e.receipt_handle, status=st))
-        if not entries:
+        if not results:
             raise MqError("no ack entry in request", Code.BAD_REQUEST)
+        failed = b""
+        entries = []
+        for e, result in zip(request_entries, results):
+            st = _ACK_STATUS_BYTES[result]
+            if st is not _OK_STATUS_BYTES:
+                failed = failed or st
+            entries.append(_ack_entry(e.message_id, e.receipt_handle, st))
         # The client reads only the top status: the first failing entry's, else OK.
-        return spb.AckMessageResponse(status=failed or OK_STATUS, entries=entries)
+        return _field(b"\x0a", failed or _OK_STATUS_BYTES) + b"".join(entries)
 
     @unary(spb.ChangeInvisibleDurationResponse)
     async def ChangeInvisibleDuration(

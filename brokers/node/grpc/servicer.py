@@ -6,7 +6,7 @@ UNIMPLEMENTED behaviour: no official 5.x client path needs them (protocol doc §
 ``add_to_server`` registers the servicer like the generated ``add_..._to_server`` does, except
 for the methods in ``RAW_RESPONSES``: their handlers produce serialized response bytes
 themselves (grpc's serializer is skipped): ReceiveMessage per delivered message, SendMessage
-per result entry.
+and AckMessage per result entry.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .transaction import TransactionHandlers
 
 SERVICE: Final = "apache.rocketmq.v2.MessagingService"
 #: Methods whose handlers return/yield already serialized response messages (bytes).
-RAW_RESPONSES: Final = frozenset({"ReceiveMessage", "SendMessage"})
+RAW_RESPONSES: Final = frozenset({"AckMessage", "ReceiveMessage", "SendMessage"})
 
 
 class MessagingServicer(
