@@ -16,6 +16,7 @@ from brokers.node.delivery import (
     AckStatus,
     ChangeInvisibleStatus,
     ConsumerGroup,
+    Delivery,
     DlqStatus,
     dlq_topic,
 )
@@ -23,7 +24,7 @@ from brokers.node.filter import FilterType, compile_filter
 from brokers.node.quota import QuotaVerdict
 
 from .boundary import Call, admit, translate, unary
-from .codec import _varint, delivered_frame, stored_topic
+from .codec import _varint, response_message_frame, stored_topic, to_delivered_message
 from .errors import MqError, Unauthorized
 from .route import DLQ_PREFIX, resolve_topic
 from .runtime import NodeRuntime
@@ -82,6 +83,20 @@ def _ack_entry(message_id: str, receipt_handle: str, status_bytes: bytes) -> byt
     body = b"\x0a%b%b\x12%b%b\x1a%b%b" % (_varint(len(mid)), mid, _varint(len(handle)), handle,
                                           _varint(len(status_bytes)), status_bytes)
     return b"\x12" + _varint(len(body)) + body
+
+
+def _frames(deliveries: list[Delivery], now_ms: int) -> tuple[list[bytes], int]:
+    """The ``ReceiveMessageResponse`` frame of each delivery, and the body bytes they carry
+    (one pass, fields unpacked once: this runs for every delivered message)."""
+    out = []
+    nbytes = 0
+    for stored, handle, attempt, until_ms in deliveries:
+        nbytes += len(stored.body)
+        out.append(response_message_frame(to_delivered_message(
+            stored, receipt_handle=handle, delivery_attempt=attempt,
+            invisible_duration_s=max(0, until_ms - now_ms) / 1000,
+        ).SerializeToString()))
+    return out, nbytes
 
 
 def long_poll_budget_ms(request: spb.ReceiveMessageRequest, remaining_s: float | None) -> int:
@@ -194,21 +209,13 @@ class ConsumeHandlers:
         )
         if not deliveries:
             return []
-        now_ms = int(time.time() * 1000)
-        out = [
-            delivered_frame(
-                d.message, receipt_handle=d.receipt_handle, delivery_attempt=d.delivery_attempt,
-                invisible_duration_s=max(0, d.invisible_until_ms - now_ms) / 1000,
-            )
-            for d in deliveries
-        ]
+        out, nbytes = _frames(deliveries, int(time.time() * 1000))
         if replay_key is not None:
             # auto-renewed deliveries stay in flight for long; a retry comes within seconds
             ttl_s = invisible_ms / 1000 if invisible_ms is not None else REPLAY_AUTO_RENEW_TTL_S
             rt.replay.remember(replay_key, out, [d.receipt_handle for d in deliveries], ttl_s)
         rt.quotas.charge_receive(target.ns.name, len(out))
-        rt.metrics.delivered(target.ns.name, target.topic.name, len(out),
-                             sum(len(d.message.body) for d in deliveries))
+        rt.metrics.delivered(target.ns.name, target.topic.name, len(out), nbytes)
         return out
 
     @unary(spb.AckMessageResponse, raw=True)

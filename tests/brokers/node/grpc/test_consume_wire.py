@@ -35,3 +35,21 @@ def test_every_ack_status_has_its_bytes() -> None:
     assert {r for r in AckStatus} == set(_ACK_STATUS_BYTES)
     assert _ACK_STATUS_BYTES[AckStatus.OK] is _OK_STATUS_BYTES
     assert _ACK_STATUS_BYTES[AckStatus.ALREADY_ACKED] is _OK_STATUS_BYTES
+
+
+def test_receive_frames_are_the_delivered_frames() -> None:
+    from brokers.node.delivery import Delivery
+    from brokers.node.grpc.codec import delivered_frame
+    from brokers.node.grpc.consume import _frames
+    from brokers.node.store.model import StoredMessage
+
+    stored = [StoredMessage(f"0A0000010000000000000{i:03X}", "ns1%orders", 1, i, 0, 10,
+                            memoryview(b"b" * (i + 1)), "t", (), {"k": "v"}, 5, 6, "h", 0, 0)
+              for i in range(3)]
+    deliveries = [Delivery(m, f"handle-{i}", i + 1, 10_000 + 1_500 * i)
+                  for i, m in enumerate(stored)]
+    frames, nbytes = _frames(deliveries, 10_500)
+    assert nbytes == 1 + 2 + 3
+    assert frames == [delivered_frame(m, receipt_handle=h, delivery_attempt=a,
+                                      invisible_duration_s=max(0, until - 10_500) / 1000)
+                      for m, h, a, until in deliveries]
