@@ -100,6 +100,12 @@ class ConsumeQueue:
                 lo = mid + 1
         return lo
 
+    def first_at_or_after(self, commitlog_offset: int) -> int:
+        """The first logical offset whose message lies at or after ``commitlog_offset`` in the
+        commit log (``max_offset`` if none): entries below it point below that offset."""
+        return self._first_where(self.min_offset, self.max_offset,
+                                 lambda cl, size: cl >= commitlog_offset)
+
     # -- reading -----------------------------------------------------------------------------
     def entry(self, n: int) -> tuple[int, int, int] | None:
         """Entry ``n`` as (commitlog_offset, size, tag_hash), or None if its file is gone."""
