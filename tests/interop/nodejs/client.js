@@ -7,12 +7,18 @@
 //
 // Common spec fields: endpoint, namespace, accessKey, accessSecret (env RMQ_ENDPOINT, RMQ_NAMESPACE,
 // RMQ_ACCESS_KEY, RMQ_ACCESS_SECRET fill in missing ones).
-// produce: topic, messages: [{body, tag, keys, properties, messageGroup, delayMs}]
+// produce: topic, messages: [{body, tag, keys, properties, messageGroup, delayMs, recall}]
+//   (recall: recall the delay message right after sending it; adds "recalledId")
+// transact: topic, messages: [{body, end: "commit" | "rollback" | "open"}], checker ("commit" or
+//   "rollback": what the transaction checker answers), waitChecks (keep running until this many
+//   checks were answered), timeoutMs -> {"sent": [{messageId, transactionId}], "checked": [bodies]}
 // consume: topic, group, expected (stop once this many arrived), tag ("*"), timeoutMs, ack (true)
 // On failure prints {"error": {"name", "code", "message"}} and exits with 2.
 'use strict';
 
 const { Producer, SimpleConsumer } = require('rocketmq-client-nodejs');
+const { TransactionResolution } = require(
+  'rocketmq-client-nodejs/proto/apache/rocketmq/v2/definition_pb');
 
 // The client's default logger writes to ~/logs; keep everything on stderr instead.
 const logger = {
@@ -53,12 +59,53 @@ async function produce(spec) {
         messageGroup: m.messageGroup,
         delay: m.delayMs,
       });
-      sent.push({ messageId: receipt.messageId, offset: receipt.offset });
+      const entry = { messageId: receipt.messageId, offset: receipt.offset };
+      if (m.recall) {
+        entry.recalledId = (await producer.recallMessage(spec.topic, receipt.recallHandle)).messageId;
+      }
+      sent.push(entry);
     }
   } finally {
     await producer.shutdown();
   }
   return { sent };
+}
+
+async function transact(spec) {
+  const checked = [];
+  const answer = spec.checker === 'rollback'
+    ? TransactionResolution.ROLLBACK : TransactionResolution.COMMIT;
+  const producer = new Producer({
+    ...baseOptions(spec),
+    topic: spec.topic,
+    maxAttempts: 1,
+    checker: {
+      async check(view) {
+        checked.push(view.body.toString('utf8'));
+        return answer;
+      },
+    },
+  });
+  await producer.startup();
+  const sent = [];
+  try {
+    for (const m of spec.messages) {
+      const transaction = producer.beginTransaction();
+      const receipt = await producer.send(
+        { topic: spec.topic, body: Buffer.from(m.body, 'utf8') }, transaction);
+      sent.push({ messageId: receipt.messageId, transactionId: receipt.transactionId });
+      if (m.end === 'commit') await transaction.commit();
+      else if (m.end === 'rollback') await transaction.rollback();
+    }
+    const deadline = Date.now() + (spec.timeoutMs || 15000);
+    while (checked.length < (spec.waitChecks || 0) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300)); // let the last EndTransaction go out
+  } finally {
+    await producer.shutdown();
+  }
+  return { sent, checked };
 }
 
 async function consume(spec) {
@@ -101,8 +148,10 @@ async function consume(spec) {
 async function main() {
   const [command, raw] = process.argv.slice(2);
   const spec = JSON.parse(raw || '{}');
-  const handlers = { produce, consume };
-  if (!handlers[command]) throw new Error(`unknown command ${command}; use produce or consume`);
+  const handlers = { produce, transact, consume };
+  if (!handlers[command]) {
+    throw new Error(`unknown command ${command}; use produce, transact or consume`);
+  }
   return handlers[command](spec);
 }
 

@@ -168,6 +168,35 @@ def test_nodejs_fifo_groups_in_order_and_delay_message(node: NodeHandle) -> None
     assert delayed["receivedAt"] >= delayed["deliveryTimestamp"] - 200
 
 
+def test_nodejs_delay_message_recalled_before_it_is_due(node: NodeHandle) -> None:
+    result = run_js(node, "produce", {"topic": "delayed", "messages": [
+        {"body": "keep", "delayMs": 2000}, {"body": "recall me", "delayMs": 2000, "recall": True},
+    ]})
+    keep, recalled = result["sent"]
+    assert "recalledId" not in keep and recalled["recalledId"] == recalled["messageId"]
+    got = js_consume(node, "delayed", "g-node", 2, timeout_ms=6000)
+    assert [(m["messageId"], m["body"]) for m in got] == [(keep["messageId"], "keep")]
+
+
+def test_nodejs_transactions_commit_rollback_and_a_checked_orphan(start_node: Any) -> None:
+    # Checks start 1 s after the half message (6 s by default).
+    node = start_node(_state(), env={"MQ_DELIVERY_TRANSACTION_CHECK_AFTER_MS": "1000",
+                                     "MQ_DELIVERY_TICK_MS": "50"})
+    result = run_js(node, "transact", {
+        "topic": "txn", "checker": "commit", "waitChecks": 1, "timeoutMs": 15000,
+        "messages": [{"body": "committed", "end": "commit"},
+                     {"body": "rolled back", "end": "rollback"},
+                     {"body": "orphan", "end": "open"}],
+    })
+    assert "error" not in result, result
+    assert result["checked"] == ["orphan"]  # only the open one is checked back, over Telemetry
+    ids = {entry["messageId"] for entry in result["sent"]}
+    # The Python SDK sees exactly what was committed (by the producer or by its checker).
+    got = py_consume(node, "txn", "g-py", 3, timeout=6)
+    assert sorted(bytes(m.body) for m in got) == [b"committed", b"orphan"]
+    assert {m.message_id for m in got} <= ids
+
+
 def test_wrong_secret_is_refused_as_unauthorized(node: NodeHandle) -> None:
     ak, _, ns = ALL_ACCESS
     result = run_js(node, "produce", {"topic": "orders", "messages": [{"body": "x"}]},
