@@ -196,8 +196,9 @@ async def backlog_run(root: Path, n: int) -> None:
             t_window, in_window = now, 0
     print(f"backlog: {n:,} x 128 B appended; append rate first 5%: {rates[0]:,.0f}/s, "
           f"last 5%: {rates[-1]:,.0f}/s")
-    print(f"backlog: RSS start {rss_start:.0f} MiB, middle {samples[len(samples) // 2]:.0f} MiB, "
-          f"end {samples[-1]:.0f} MiB, peak {peak_rss_mib():.0f} MiB")
+    peak = max(peak_rss_mib(), *samples)  # ru_maxrss and statm are sampled differently
+    print(f"backlog: RSS start {rss_start:.1f} MiB, middle {samples[len(samples) // 2]:.1f} MiB, "
+          f"end {samples[-1]:.1f} MiB, peak {peak:.1f} MiB")
 
     async def read_from(q: int, offset: int, count: int) -> float:
         t0, got = time.perf_counter(), 0
