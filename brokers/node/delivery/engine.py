@@ -292,7 +292,8 @@ class DeliveryEngine:
         else:
             for t in {m.topic for m, r in zip(msgs, results) if r.ok}:
                 self._notifier.notify(t)
-        return [PutResult(r) for r in results]
+        new = _tuple_new  # PutResult(r), without the keyword defaults' Python __new__
+        return [new(PutResult, (r, "", True, 0)) for r in results]
 
     async def _put_timer(self, msg: NewMessage, due: int) -> PutResult:
         props = dict(msg.properties)

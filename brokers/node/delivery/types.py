@@ -127,12 +127,14 @@ class EndTransactionStatus(enum.Enum):
     STORE_ERROR = "STORE_ERROR"
 
 
-@dataclass(frozen=True, slots=True)
-class PutResult:
+class PutResult(NamedTuple):
     """Outcome of ``put``. ``append`` is the store's result for the record actually written
     (the timer / half copy for delay and transaction messages). ``transaction_id`` is set for
     transaction messages. ``visible`` is False while the message waits (delay, half).
-    ``timer_id`` names the pending timer of a delay message (0 otherwise): what recalls it."""
+    ``timer_id`` names the pending timer of a delay message (0 otherwise): what recalls it.
+
+    A named tuple, like ``Delivery``: one is built per message sent, and a frozen dataclass's
+    ``__init__`` cost twice as much."""
 
     append: AppendResult
     transaction_id: str = ""
