@@ -52,3 +52,24 @@ def test_message_type_and_zero_durations_are_reported() -> None:
         assert m.system_properties.message_type == want
         assert m.system_properties.HasField("invisible_duration")
         assert m.system_properties.HasField("delivery_timestamp")
+
+
+def test_to_new_message_maps_every_field() -> None:
+    """to_new_message builds NewMessage positionally (cheaper per message): each field must land
+    where its name says, also if the store's NewMessage changes its field order."""
+    sent = pb.Message(topic=pb.Resource(resource_namespace="ns1", name="orders"), body=b"b",
+                      user_properties={"a": "b"},
+                      system_properties=pb.SystemProperties(
+                          message_id="01AB", tag="t", keys=["k1", "k2"], born_host="1.2.3.4",
+                          born_timestamp={"seconds": 1_700_000_000, "nanos": 5_000_000},
+                          message_group="g"))
+    new = to_new_message(sent, stored_topic_name="ns1%orders", queue_id=3,
+                         message_type=pb.FIFO, born_host_fallback="peer")
+    assert (new.topic, new.queue_id, new.body, new.tag, new.keys) == (
+        "ns1%orders", 3, b"b", "t", ("k1", "k2"))
+    assert (new.born_timestamp_ms, new.born_host, new.flags, new.reconsume_times) == (
+        1_700_000_000_005, "1.2.3.4", int(MessageFlag.FIFO), 0)
+    assert new.properties["a"] == "b" and new.properties["__MESSAGE_GROUP"] == "g"
+    bare = to_new_message(pb.Message(body=b"x"), stored_topic_name="ns%t", queue_id=0,
+                          message_type=pb.NORMAL, born_host_fallback="peer")
+    assert (bare.tag, bare.keys, bare.born_timestamp_ms, bare.born_host) == ("", (), 0, "peer")
