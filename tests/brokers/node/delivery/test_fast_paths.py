@@ -189,3 +189,27 @@ async def test_a_filtered_receive_leaves_no_gap_for_an_unfiltered_one(harness) -
     assert [d.message.queue_offset for d in rest] == [2, 3, 4]
     more = await recv(e, n=32, filter=compile_filter(FilterType.TAG, "*"))
     assert [d.message.queue_offset for d in more] == [5, 6, 7]
+
+
+async def test_put_many_results_are_plain_put_results(harness) -> None:
+    """put_many builds its PutResults with tuple.__new__ (no keyword defaults): they must equal
+    what PutResult(append) makes, also once PutResult gains a field; and one notify per topic
+    still wakes a long poll on each topic of a mixed batch."""
+    import asyncio
+
+    from brokers.node.delivery import PutResult
+
+    e = harness.engine
+    res = await e.put_many([NewMessage(topic=TOPIC, queue_id=0, body=b"a"),
+                            NewMessage(topic=TOPIC, queue_id=1, body=b"b")])
+    assert res == [PutResult(r.append) for r in res] and all(r.ok for r in res)
+    assert [(r.transaction_id, r.visible, r.timer_id) for r in res] == [("", True, 0)] * 2
+    other = "ns1%other"
+    waiting = [asyncio.ensure_future(e.receive(group=G, topic=t, client_id="c1", max_messages=8,
+                                                invisible_ms=10_000, long_poll_ms=5_000))
+               for t in (TOPIC + "-empty", other)]
+    await asyncio.sleep(0)
+    await e.put_many([NewMessage(topic=TOPIC + "-empty", queue_id=0, body=b"c"),
+                      NewMessage(topic=other, queue_id=0, body=b"d")])
+    got = await asyncio.wait_for(asyncio.gather(*waiting), 2)
+    assert [[bytes(d.message.body) for d in ds] for ds in got] == [[b"c"], [b"d"]]
