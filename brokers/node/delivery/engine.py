@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Final
 from brokers.node.delivery.inflight import Batch, Cursor
 from brokers.node.delivery.naming import dlq_topic, half_topic, split_stored_name, timer_topic
 from brokers.node.delivery.notify import TopicNotifier
+from brokers.node.delivery.recall import RecallHandles
 from brokers.node.delivery.receipt import Receipt, ReceiptCodec
 from brokers.node.delivery.state import CursorKey, DeliveryState, HalfRow, TimerRow
 from brokers.node.delivery.trace import DeliveryTrace
@@ -124,6 +125,7 @@ class DeliveryEngine:
         start the background tick and the state flusher."""
         loaded = await self._state.load()
         self._codec = ReceiptCodec(self._cfg.receipt_secret or loaded.secret)
+        self._recall_handles = RecallHandles(self._cfg.receipt_secret or loaded.secret)
         now = self._now()
         for key, (_base, nxt) in loaded.cursors.items():
             self._cursors[key] = Cursor(key, nxt)
@@ -293,7 +295,7 @@ class DeliveryEngine:
             for t in {m.topic for m, r in zip(msgs, results) if r.ok}:
                 self._notifier.notify(t)
         new = _tuple_new  # PutResult(r), without the keyword defaults' Python __new__
-        return [new(PutResult, (r, "", True, 0)) for r in results]
+        return [new(PutResult, (r, "", True, "")) for r in results]
 
     async def _put_timer(self, msg: NewMessage, due: int) -> PutResult:
         props = dict(msg.properties)
@@ -311,14 +313,23 @@ class DeliveryEngine:
         heapq.heappush(self._timer_heap, (due, row.id))
         self._state.put_timer(row)
         await self._state.flush()
-        return PutResult(res, visible=False, timer_id=row.id)
+        return PutResult(res, visible=False,
+                         recall_handle=self._recall_handles.issue(msg.topic, row.id, res.msg_id))
 
-    async def recall(self, stored_topic: str, timer_id: int, msg_id: str) -> RecallStatus:
-        """Cancel a delay message of ``stored_topic`` that is still waiting (RecallMessage).
+    async def recall(self, stored_topic: str, handle: str) -> tuple[RecallStatus, str]:
+        """Cancel a delay message of ``stored_topic`` that is still waiting (RecallMessage):
+        (status, the message id the handle names, "" when the handle is not valid).
 
-        ``msg_id`` must be the id its send returned (the held copy's); a timer that is firing
-        right now counts as delivered. The timer's removal is durable before this returns.
+        ``handle`` must have been issued by this node for ``stored_topic`` (recall.py); a timer
+        that is firing right now counts as delivered. The removal is durable before this returns.
         """
+        target = self._recall_handles.verify(stored_topic, handle)
+        if target is None:
+            return RecallStatus.INVALID_HANDLE, ""
+        return await self._recall(stored_topic, target.timer_id, target.message_id), \
+            target.message_id
+
+    async def _recall(self, stored_topic: str, timer_id: int, msg_id: str) -> RecallStatus:
         row = self._timers.get(timer_id)
         if row is None or row.topic != timer_topic(stored_topic) or timer_id == self._firing_timer:
             return RecallStatus.NOT_PENDING

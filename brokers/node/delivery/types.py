@@ -115,6 +115,7 @@ class RecallStatus(enum.Enum):
     """Outcome of ``DeliveryEngine.recall``."""
 
     RECALLED = "RECALLED"
+    INVALID_HANDLE = "INVALID_HANDLE"  # not issued by this node for this topic (or made up)
     NOT_PENDING = "NOT_PENDING"  # no such delay message waiting: delivered, recalled, or unknown
     STORE_ERROR = "STORE_ERROR"
 
@@ -131,7 +132,7 @@ class PutResult(NamedTuple):
     """Outcome of ``put``. ``append`` is the store's result for the record actually written
     (the timer / half copy for delay and transaction messages). ``transaction_id`` is set for
     transaction messages. ``visible`` is False while the message waits (delay, half).
-    ``timer_id`` names the pending timer of a delay message (0 otherwise): what recalls it.
+    ``recall_handle`` (delay messages only) is what ``recall`` takes to cancel it.
 
     A named tuple, like ``Delivery``: one is built per message sent, and a frozen dataclass's
     ``__init__`` cost twice as much."""
@@ -139,7 +140,7 @@ class PutResult(NamedTuple):
     append: AppendResult
     transaction_id: str = ""
     visible: bool = True
-    timer_id: int = 0
+    recall_handle: str = ""
 
     @property
     def ok(self) -> bool:

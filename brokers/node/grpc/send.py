@@ -25,7 +25,6 @@ from brokers.node.store.model import AppendResult, AppendStatus, NewMessage
 from .boundary import admit, unary
 from .codec import _varint, stored_topic, to_new_message
 from .errors import MqError
-from .recall import encode_recall_handle
 from .route import resolve_topic
 from .runtime import NodeRuntime
 from .status import APPEND_CODES, OK_STATUS, QUOTA_CODES, status
@@ -87,7 +86,7 @@ class SendHandlers:
             )
             for m, t in zip(messages, types)
         ]
-        results, txn_ids, timer_ids = await self._append(new, types, call.client_id)
+        results, txn_ids, recall_handles = await self._append(new, types, call.client_id)
         ok = 0
         nbytes = 0
         top = b""
@@ -97,9 +96,9 @@ class SendHandlers:
                 ok += 1
                 nbytes += size
                 msg_id = r.msg_id
-                if timer_ids and timer_ids[i]:  # a delay message: it can be recalled
+                if recall_handles and recall_handles[i]:  # a delay message: recallable
                     entries.append(_ok_entry(msg_id, txn or msg_id, r.queue_offset,
-                                             encode_recall_handle(timer_ids[i], msg_id)))
+                                             recall_handles[i]))
                 else:
                     entries.append(_ok_entry(msg_id, txn or msg_id, r.queue_offset))
             else:
@@ -115,13 +114,13 @@ class SendHandlers:
 
     async def _append(
         self, new: list[NewMessage], types: list[int], client_id: str
-    ) -> tuple[list[AppendResult], list[str], list[int] | None]:
-        """Store results, transaction ids and (None when there is none) delay timer ids."""
+    ) -> tuple[list[AppendResult], list[str], list[str] | None]:
+        """Store results, transaction ids and (None when there is none) recall handles."""
         engine = self.runtime.delivery
         if len(new) == 1:  # what the SDKs send: no list building around one put
             put = await engine.put(new[0], message_type=_ENGINE_TYPES[types[0]],
                                    producer_client_id=client_id)
-            return [put.append], [put.transaction_id], [put.timer_id] if put.timer_id else None
+            return [put.append], [put.transaction_id], [put.recall_handle] if put.recall_handle else None
         if len(set(types)) == 1:
             puts = await engine.put_many(new, message_type=_ENGINE_TYPES[types[0]])
         else:
@@ -129,9 +128,9 @@ class SendHandlers:
                 await engine.put(m, message_type=_ENGINE_TYPES[t], producer_client_id=client_id)
                 for m, t in zip(new, types)
             ]
-        timer_ids = [p.timer_id for p in puts]
+        handles = [p.recall_handle for p in puts]
         return ([p.append for p in puts], [p.transaction_id for p in puts],
-                timer_ids if any(timer_ids) else None)
+                handles if any(handles) else None)
 
 
 # --------------------------------------------------------------------------- response bytes

@@ -15,7 +15,6 @@ from brokers.node.delivery import EndTransactionStatus, RecallStatus, Transactio
 from .boundary import admit, unary
 from .codec import split_stored_topic, stored_topic, to_delivered_message
 from .errors import MqError
-from .recall import decode_recall_handle
 from .route import resolve_topic
 from .runtime import NodeRuntime
 from .status import OK_STATUS
@@ -65,19 +64,19 @@ class TransactionHandlers:
         if topic.type not in (TopicType.DELAY, TopicType.MIXED):
             raise MqError(f"topic {topic.name!r} is a {topic.type.value} topic; only delay "
                           "messages can be recalled", Code.ILLEGAL_TOPIC)
-        handle = decode_recall_handle(request.recall_handle)
-        if handle is None:
-            raise MqError("recall_handle is not one this service issued", Code.BAD_REQUEST)
-        result = await rt.delivery.recall(stored_topic(call.namespace, topic.name),
-                                          handle.timer_id, handle.message_id)
+        result, message_id = await rt.delivery.recall(stored_topic(call.namespace, topic.name),
+                                                      request.recall_handle)
+        if result is RecallStatus.INVALID_HANDLE:
+            raise MqError(f"recall_handle is not one this service issued for topic "
+                          f"{topic.name!r}", Code.BAD_REQUEST)
         if result is RecallStatus.NOT_PENDING:
-            raise MqError(f"message {handle.message_id} of topic {topic.name!r} is not waiting "
+            raise MqError(f"message {message_id} of topic {topic.name!r} is not waiting "
                           "for delivery: it was delivered or recalled already", Code.NOT_FOUND)
         if result is RecallStatus.STORE_ERROR:
             raise MqError("could not record the recall", Code.INTERNAL_SERVER_ERROR)
-        log.info("[ns=%s] recalled delay message %s of %s", call.namespace, handle.message_id,
+        log.info("[ns=%s] recalled delay message %s of %s", call.namespace, message_id,
                  topic.name)
-        return spb.RecallMessageResponse(status=OK_STATUS, message_id=handle.message_id)
+        return spb.RecallMessageResponse(status=OK_STATUS, message_id=message_id)
 
 
 def make_transaction_checker(

@@ -203,7 +203,7 @@ async def test_put_many_results_are_plain_put_results(harness) -> None:
     res = await e.put_many([NewMessage(topic=TOPIC, queue_id=0, body=b"a"),
                             NewMessage(topic=TOPIC, queue_id=1, body=b"b")])
     assert res == [PutResult(r.append) for r in res] and all(r.ok for r in res)
-    assert [(r.transaction_id, r.visible, r.timer_id) for r in res] == [("", True, 0)] * 2
+    assert [(r.transaction_id, r.visible, r.recall_handle) for r in res] == [("", True, "")] * 2
     other = "ns1%other"
     waiting = [asyncio.ensure_future(e.receive(group=G, topic=t, client_id="c1", max_messages=8,
                                                 invisible_ms=10_000, long_poll_ms=5_000))

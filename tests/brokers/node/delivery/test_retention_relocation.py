@@ -83,8 +83,8 @@ async def test_held_copies_move_so_retention_and_the_cap_keep_working(tmp_path: 
         await e.stop()
         await store.close()
         store, e = await _open(tmp_path, clock)
-        assert await e.recall(TOPIC, recallable.timer_id, recallable.append.msg_id) \
-            is RecallStatus.RECALLED
+        assert await e.recall(TOPIC, recallable.recall_handle) \
+            == (RecallStatus.RECALLED, recallable.append.msg_id)
         assert await e.end_transaction(topic=TOPIC, transaction_id="t1",
                                        commit=True) is EndTransactionStatus.COMMITTED
         (committed,) = await _receive(e)

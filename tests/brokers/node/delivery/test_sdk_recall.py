@@ -48,7 +48,7 @@ def test_a_recalled_delay_message_is_never_delivered_even_after_a_restart(
     other = Producer(node.client_config(*OTHER_TENANT), ("delayed",))
     other.startup()
     try:
-        with pytest.raises(Exception, match="delivered or recalled already"):
+        with pytest.raises(Exception, match="not one this service issued"):
             other.recall_message("delayed", keep.recall_handle)
     finally:
         other.shutdown()
