@@ -18,7 +18,6 @@ Temporary directory, deleted afterwards. Figures only, no assertions (the machin
 from __future__ import annotations
 
 import argparse
-import asyncio
 import cProfile
 import pstats
 import sys
@@ -31,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rocketmq.grpc_protocol import definition_pb2 as pb  # noqa: E402
 
 from brokers.node.delivery import ConsumerGroup, DeliveryConfig, DeliveryEngine  # noqa: E402
+from brokers.node.eventloop import CHOICES as LOOP_CHOICES  # noqa: E402
+from brokers.node.eventloop import run as run_on_loop  # noqa: E402
 from brokers.node.grpc import codec  # noqa: E402
 from brokers.node.store import MessageStore, NewMessage, StoreConfig  # noqa: E402
 
@@ -133,7 +134,10 @@ def main() -> None:
     p.add_argument("--single-ack", action="store_true",
                    help="one engine.ack call per message (as before ack_many existed)")
     p.add_argument("--profile", action="store_true")
-    asyncio.run(run(p.parse_args()))
+    p.add_argument("--event-loop", choices=LOOP_CHOICES, default="auto",
+                   help="auto = the node's default (uvloop)")
+    args = p.parse_args()
+    run_on_loop(run(args), args.event_loop)
 
 
 if __name__ == "__main__":
