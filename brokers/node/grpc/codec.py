@@ -238,6 +238,11 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
+def field(tag: bytes, data: bytes) -> bytes:
+    """A length-delimited protobuf field: ``tag`` (its key byte), the length, ``data``."""
+    return tag + _varint(len(data)) + data
+
+
 def response_message_frame(message_bytes: bytes) -> bytes:
     """``ReceiveMessageResponse{message}`` (field 2) around a serialized ``Message``."""
     return b"\x12" + _varint(len(message_bytes)) + message_bytes

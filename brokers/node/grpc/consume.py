@@ -24,11 +24,11 @@ from brokers.node.filter import FilterType, compile_filter
 from brokers.node.quota import QuotaVerdict
 
 from .boundary import Call, admit, translate, unary
-from .codec import _varint, response_message_frame, stored_topic, to_delivered_message
+from .codec import _varint, field, response_message_frame, stored_topic, to_delivered_message
 from .errors import MqError, Unauthorized
 from .route import DLQ_PREFIX, resolve_topic
 from .runtime import NodeRuntime
-from .status import OK_STATUS, QUOTA_CODES, status
+from .status import OK_STATUS, OK_STATUS_BYTES, QUOTA_CODES, status
 
 Code = pb.Code
 MAX_LONG_POLL_S: Final = 20.0
@@ -57,26 +57,21 @@ _NOT_FOUND_FRAME: Final = spb.ReceiveMessageResponse(
 
 # AckMessageResponse{status = 1, entries = 2}; AckMessageResultEntry{message_id = 1,
 # receipt_handle = 2, status = 3}: written directly (test_consume_wire.py parses them back).
-_OK_STATUS_BYTES: Final = OK_STATUS.SerializeToString()
 _ACK_STATUS_BYTES: Final = {
-    result: _OK_STATUS_BYTES if result in (AckStatus.OK, AckStatus.ALREADY_ACKED)
+    result: OK_STATUS_BYTES if result in (AckStatus.OK, AckStatus.ALREADY_ACKED)
     else status(Code.INVALID_RECEIPT_HANDLE,
                 f"receipt handle is {result.value.lower().replace('_', ' ')}").SerializeToString()
     for result in AckStatus
 }
 
 
-def _field(tag: bytes, data: bytes) -> bytes:
-    return tag + _varint(len(data)) + data
-
-
 def _ack_entry(message_id: str, receipt_handle: str, status_bytes: bytes) -> bytes:
     """One ``AckMessageResultEntry`` as field 2 of the response (empty strings left out, as
     protobuf does); one bytes formatting in the usual case, as this runs per acked message."""
     if not (message_id and receipt_handle):
-        body = ((_field(b"\x0a", message_id.encode()) if message_id else b"")
-                + (_field(b"\x12", receipt_handle.encode()) if receipt_handle else b"")
-                + _field(b"\x1a", status_bytes))
+        body = ((field(b"\x0a", message_id.encode()) if message_id else b"")
+                + (field(b"\x12", receipt_handle.encode()) if receipt_handle else b"")
+                + field(b"\x1a", status_bytes))
         return b"\x12" + _varint(len(body)) + body
     mid = message_id.encode()
     handle = receipt_handle.encode()
@@ -243,11 +238,11 @@ class ConsumeHandlers:
         entries = []
         for e, result in zip(request_entries, results):
             st = _ACK_STATUS_BYTES[result]
-            if st is not _OK_STATUS_BYTES:
+            if st is not OK_STATUS_BYTES:
                 failed = failed or st
             entries.append(_ack_entry(e.message_id, e.receipt_handle, st))
         # The client reads only the top status: the first failing entry's, else OK.
-        return _field(b"\x0a", failed or _OK_STATUS_BYTES) + b"".join(entries)
+        return field(b"\x0a", failed or OK_STATUS_BYTES) + b"".join(entries)
 
     @unary(spb.ChangeInvisibleDurationResponse)
     async def ChangeInvisibleDuration(

@@ -23,11 +23,11 @@ from brokers.node.quota import QuotaVerdict
 from brokers.node.store.model import AppendResult, AppendStatus, NewMessage
 
 from .boundary import admit, unary
-from .codec import _varint, stored_topic, to_new_message
+from .codec import _varint, field, stored_topic, to_new_message
 from .errors import MqError
 from .route import resolve_topic
 from .runtime import NodeRuntime
-from .status import APPEND_CODES, OK_STATUS, QUOTA_CODES, status
+from .status import APPEND_CODES, OK_STATUS_BYTES, QUOTA_CODES, status
 from .validation import allowed_types, check_message, check_request_shape
 
 Code = pb.Code
@@ -96,21 +96,18 @@ class SendHandlers:
                 ok += 1
                 nbytes += size
                 msg_id = r.msg_id
-                if recall_handles and recall_handles[i]:  # a delay message: recallable
-                    entries.append(_ok_entry(msg_id, txn or msg_id, r.queue_offset,
-                                             recall_handles[i]))
-                else:
-                    entries.append(_ok_entry(msg_id, txn or msg_id, r.queue_offset))
+                entries.append(_ok_entry(msg_id, txn or msg_id, r.queue_offset,
+                                         recall_handles[i] if recall_handles else ""))
             else:
                 st = _entry_status_bytes(r)
                 # The client reads only the top status (G10): report the first failure there.
                 top = top or st
-                entries.append(_field(b"\x12", _field(b"\x0a", st)
-                                      + _field(b"\x12", r.msg_id.encode())
-                                      + _field(b"\x1a", (txn or r.msg_id).encode())))
+                entries.append(field(b"\x12", field(b"\x0a", st)
+                                     + field(b"\x12", r.msg_id.encode())
+                                     + field(b"\x1a", (txn or r.msg_id).encode())))
         if ok:
             rt.metrics.sent(ns.name, topic.name, ok, nbytes)
-        return _field(b"\x0a", top or _OK_STATUS_BYTES) + b"".join(entries)
+        return field(b"\x0a", top or OK_STATUS_BYTES) + b"".join(entries)
 
     async def _append(
         self, new: list[NewMessage], types: list[int], client_id: str
@@ -139,12 +136,7 @@ class SendHandlers:
 # protobuf objects for the reply than on validating the request (test_send_wire.py checks the
 # bytes parse to the same response).
 _APPEND_OK: Final = AppendStatus.OK
-_OK_STATUS_BYTES: Final = OK_STATUS.SerializeToString()
-_OK_ENTRY_STATUS: Final = b"\x0a" + bytes((len(_OK_STATUS_BYTES),)) + _OK_STATUS_BYTES
-
-
-def _field(tag: bytes, data: bytes) -> bytes:
-    return tag + _varint(len(data)) + data
+_OK_ENTRY_STATUS: Final = b"\x0a" + bytes((len(OK_STATUS_BYTES),)) + OK_STATUS_BYTES
 
 
 #: Varint bytes of every length a message id or an entry can have (ids are 24 characters).
@@ -157,9 +149,9 @@ def _ok_entry(message_id: str, transaction_id: str, offset: int, recall_handle: 
     mid = message_id.encode()
     tid = mid if transaction_id is message_id else transaction_id.encode()
     if len(mid) > 255 or len(tid) > 255 or recall_handle:  # the general (rarer) form
-        body = (_OK_ENTRY_STATUS + _field(b"\x12", mid) + _field(b"\x1a", tid)
+        body = (_OK_ENTRY_STATUS + field(b"\x12", mid) + field(b"\x1a", tid)
                 + (b"\x20" + _varint(offset) if offset > 0 else b"")
-                + (_field(b"\x2a", recall_handle.encode()) if recall_handle else b""))
+                + (field(b"\x2a", recall_handle.encode()) if recall_handle else b""))
         return b"\x12" + _varint(len(body)) + body
     body = b"%b\x12%b%b\x1a%b%b%b" % (
         _OK_ENTRY_STATUS, _LENGTHS[len(mid)], mid, _LENGTHS[len(tid)], tid,

@@ -13,6 +13,8 @@ from brokers.node.store.model import AppendStatus
 Code = pb.Code
 
 OK_STATUS: Final = pb.Status(code=Code.OK, message="OK")
+#: OK_STATUS serialized, for the responses written as bytes (SendMessage, AckMessage).
+OK_STATUS_BYTES: Final = OK_STATUS.SerializeToString()
 
 
 def status(code: int, message: str) -> pb.Status:

@@ -7,19 +7,15 @@ from rocketmq.grpc_protocol import definition_pb2 as pb
 from rocketmq.grpc_protocol import service_pb2 as spb
 
 from brokers.node.delivery import AckStatus
-from brokers.node.grpc.consume import (
-    _ACK_STATUS_BYTES,
-    _OK_STATUS_BYTES,
-    _ack_entry,
-    _field,
-)
-from brokers.node.grpc.status import OK_STATUS, status
+from brokers.node.grpc.codec import field
+from brokers.node.grpc.consume import _ACK_STATUS_BYTES, _ack_entry
+from brokers.node.grpc.status import OK_STATUS, OK_STATUS_BYTES, status
 
 
 def test_ack_entries_parse_like_protobuf() -> None:
     cases = [("0A00000100000000000004D2", "h" * 150, AckStatus.OK), ("", "x", AckStatus.EXPIRED),
              ("id", "", AckStatus.INVALID_HANDLE), ("é", "h" * 20000, AckStatus.ALREADY_ACKED)]
-    raw = _field(b"\x0a", _ACK_STATUS_BYTES[AckStatus.EXPIRED]) + b"".join(
+    raw = field(b"\x0a", _ACK_STATUS_BYTES[AckStatus.EXPIRED]) + b"".join(
         _ack_entry(mid, handle, _ACK_STATUS_BYTES[result]) for mid, handle, result in cases)
     expired = status(pb.Code.INVALID_RECEIPT_HANDLE, "receipt handle is expired")
     invalid = status(pb.Code.INVALID_RECEIPT_HANDLE, "receipt handle is invalid handle")
@@ -33,8 +29,8 @@ def test_ack_entries_parse_like_protobuf() -> None:
 
 def test_every_ack_status_has_its_bytes() -> None:
     assert {r for r in AckStatus} == set(_ACK_STATUS_BYTES)
-    assert _ACK_STATUS_BYTES[AckStatus.OK] is _OK_STATUS_BYTES
-    assert _ACK_STATUS_BYTES[AckStatus.ALREADY_ACKED] is _OK_STATUS_BYTES
+    assert _ACK_STATUS_BYTES[AckStatus.OK] is OK_STATUS_BYTES
+    assert _ACK_STATUS_BYTES[AckStatus.ALREADY_ACKED] is OK_STATUS_BYTES
 
 
 def test_receive_frames_are_the_delivered_frames() -> None:

@@ -6,15 +6,16 @@ from __future__ import annotations
 from rocketmq.grpc_protocol import definition_pb2 as pb
 from rocketmq.grpc_protocol import service_pb2 as spb
 
-from brokers.node.grpc.send import _OK_STATUS_BYTES, _entry_status_bytes, _field, _ok_entry
-from brokers.node.grpc.status import OK_STATUS
+from brokers.node.grpc.codec import field
+from brokers.node.grpc.send import _entry_status_bytes, _ok_entry
+from brokers.node.grpc.status import OK_STATUS, OK_STATUS_BYTES
 from brokers.node.store.model import AppendResult, AppendStatus
 
 
 def test_ok_entries_parse_like_protobuf() -> None:
     for offset in (0, 1, 127, 128, 70000, 2**40):
         mid = "0A00000100000000000004D2"
-        raw = _field(b"\x0a", _OK_STATUS_BYTES) + _ok_entry(mid, "TXN-1", offset)
+        raw = field(b"\x0a", OK_STATUS_BYTES) + _ok_entry(mid, "TXN-1", offset)
         want = spb.SendMessageResponse(status=OK_STATUS, entries=[spb.SendResultEntry(
             status=OK_STATUS, message_id=mid, transaction_id="TXN-1", offset=offset)])
         assert spb.SendMessageResponse.FromString(raw) == want
