@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from brokers.node.eventloop import CHOICES as LOOP_CHOICES
 from brokers.node.eventloop import run as run_on_loop
+from brokers.node.eventloop import running_loop_name
 from brokers.node.store import MessageStore, MiB, NewMessage, StoreConfig
 
 SIZES = (128, 1024, 16 * 1024)
@@ -332,7 +333,7 @@ async def matrix(base: Path, seconds: float, quick: bool) -> None:
 
 
 def loop_label() -> str:
-    return f"{type(asyncio.get_running_loop()).__module__.partition('.')[0]} event loop"
+    return f"{running_loop_name()} event loop"
 
 
 if __name__ == "__main__":

@@ -35,9 +35,9 @@ def loop_factory(choice: str = "auto") -> Callable[[], asyncio.AbstractEventLoop
     return uvloop.new_event_loop  # type: ignore[no-any-return]
 
 
-def loop_name(choice: str = "auto") -> str:
-    """What ``loop_factory(choice)`` runs on, for logs and benchmark headers."""
-    return "asyncio" if loop_factory(choice) is None else "uvloop"
+def running_loop_name() -> str:
+    """``uvloop`` or ``asyncio``: the loop this code runs on, for logs and benchmark headers."""
+    return type(asyncio.get_running_loop()).__module__.partition(".")[0]
 
 
 def run(main: Awaitable[T], choice: str = "auto") -> T:

@@ -20,6 +20,7 @@ from brokers.node.agent import AgentConfig, NodeAgent
 from brokers.node.agent.metrics_report import MetricsReporter
 from brokers.node.config import NodeConfig, StateError, StateHolder
 from brokers.node.delivery import DeliveryEngine
+from brokers.node.eventloop import running_loop_name
 from brokers.node.grpc.runtime import NodeRuntime
 from brokers.node.grpc.servicer import MessagingServicer, add_to_server
 from brokers.node.grpc.transaction import make_transaction_checker
@@ -107,7 +108,7 @@ class Node:
             "event loop %s",
             " (TLS)" if cfg.tls_cert else "", cfg.listen_host, self.grpc_port,
             self._metrics_server.port, cfg.durability, self.state.current.version,
-            type(asyncio.get_running_loop()).__module__.partition(".")[0],
+            running_loop_name(),
         )
 
     async def _start_delivery(self) -> DeliveryEngine:
