@@ -410,31 +410,37 @@ class DeliveryEngine:
         horizon = store.segment_end(blocked)
         budget = self._cfg.relocate_max_per_round
         below: dict[tuple[str, int], int] = {}  # (topic, queue) -> first qoff at/after horizon
+        rows: list[TimerRow | HalfRow] = [
+            *(t for t in self._timers.values() if t.id != self._firing_timer),
+            *self._halves.values(),
+        ]
         moved = 0
-        for timer in list(self._timers.values()):
+        for row in rows:
             if moved >= budget:
                 break
-            if timer.id != self._firing_timer and self._held_before(timer, horizon, below):
-                new_qoff = await self._move_held(timer.topic, timer.qid, timer.qoff)
-                if new_qoff is not None and self._timers.get(timer.id) is timer:
-                    moved_row = replace(timer, qoff=new_qoff)
-                    self._timers[timer.id] = moved_row
-                    self._state.put_timer(moved_row)
-                    moved += 1
-        for half in list(self._halves.values()):
-            if moved >= budget:
-                break
-            if self._held_before(half, horizon, below):
-                new_qoff = await self._move_held(half.topic, half.qid, half.qoff)
-                if new_qoff is not None and self._halves.get(half.txn) is half:
-                    half.qoff = new_qoff
-                    self._state.put_half(half)
-                    moved += 1
+            if not self._held_before(row, horizon, below):
+                continue
+            new_qoff = await self._move_held(row.topic, row.qid, row.qoff)
+            # The row may have fired, been recalled or resolved during the append.
+            if new_qoff is None or not self._still_held(row):
+                continue
+            row.qoff = new_qoff
+            if isinstance(row, TimerRow):
+                self._state.put_timer(row)
+            else:
+                self._state.put_half(row)
+            moved += 1
         if moved:
             await self._state.flush()
             log.info("moved %d held message(s) out of the segment retention is waiting for "
                      "(pinned at offset %d)", moved, blocked)
         return moved
+
+    def _still_held(self, row: TimerRow | HalfRow) -> bool:
+        """Whether ``row`` is still the pending timer / half of its id."""
+        if isinstance(row, TimerRow):
+            return self._timers.get(row.id) is row
+        return self._halves.get(row.txn) is row
 
     def _held_before(self, row: TimerRow | HalfRow, horizon: int,
                      below: dict[tuple[str, int], int]) -> bool:
