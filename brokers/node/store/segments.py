@@ -82,15 +82,13 @@ class SegmentList:
 
     def find(self, offset: int) -> Segment | None:
         """The segment whose range holds ``offset`` (None if deleted or never written)."""
-        segs = self._segments
-        if segs:  # fast path, no lock: appends and most reads are in the newest segment
-            try:
-                last = segs[-1]
-            except IndexError:  # emptied meanwhile: take the locked path
-                pass
-            else:
-                if last.base <= offset < last.base + self.capacity:
-                    return last
+        try:  # fast path, no lock: appends and most reads are in the newest segment
+            last = self._segments[-1]
+        except IndexError:  # no segment (yet): the locked path answers
+            pass
+        else:
+            if last.base <= offset < last.base + self.capacity:
+                return last
         with self.lock:
             i = bisect.bisect_right(self._bases, offset) - 1
             if i < 0:
