@@ -33,6 +33,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[NodeConfig, AgentConfig |
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--event-loop", choices=LOOP_CHOICES, default="auto",
                    help="auto = uvloop (a dependency) when it imports, else asyncio")
+    p.add_argument("--grpc-workers", type=int, default=None,
+                   help="gRPC front-end worker processes sharing the port; 0 serves gRPC in the "
+                        "core process (default: one per CPU, at most 4; 0 on a single CPU)")
     p.add_argument("--control-plane-url", default=None,
                    help="ws(s):// URL of the control plane's node endpoint (starts the agent)")
     p.add_argument("--control-plane-node-id", type=int, default=None,
@@ -65,7 +68,15 @@ def parse_args(argv: list[str] | None = None) -> tuple[NodeConfig, AgentConfig |
         metrics_port=a.metrics_port, advertised_host=adv_host, advertised_port=adv_port,
         durability=a.durability, tls_cert=a.tls_cert, tls_key=a.tls_key, node_id=a.node_id,
         segment_bytes=a.segment_bytes, event_loop=a.event_loop,
+        grpc_workers=default_grpc_workers() if a.grpc_workers is None else a.grpc_workers,
     ), agent
+
+
+def default_grpc_workers() -> int:
+    """One front-end worker per CPU, at most 4. On one CPU the relay hop would only add cost:
+    the workers pay off by running grpc's HTTP/2 work beside the core (docs/grpc-endpoint.md)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return 0 if cpus < 2 else min(cpus, 4)
 
 
 async def _main(config: NodeConfig, agent: AgentConfig | None = None) -> None:

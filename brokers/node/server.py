@@ -22,9 +22,12 @@ from brokers.node.config import NodeConfig, StateError, StateHolder
 from brokers.node.delivery import DeliveryEngine
 from brokers.node.eventloop import running_loop_name
 from brokers.node.grpc.runtime import NodeRuntime
-from brokers.node.grpc.servicer import MessagingServicer, add_to_server
+from brokers.node.grpc.serveroptions import server_options
+from brokers.node.grpc.servicer import MessagingServicer, add_to_server, method_handlers
 from brokers.node.grpc.transaction import make_transaction_checker
 from brokers.node.metrics import MetricsServer, NodeMetrics
+from brokers.node.relay.core import RelayCore
+from brokers.node.relay.pool import FrontendPool
 from brokers.node.store import MessageStore, RecoveryReport, StoreConfig
 
 log = logging.getLogger("brokers.node")
@@ -32,12 +35,6 @@ log = logging.getLogger("brokers.node")
 #: A client without Telemetry stream and heartbeat for this long is considered gone.
 CLIENT_IDLE_S: Final = 90
 CLIENT_REAP_INTERVAL_S: Final = 10
-
-_KEEPALIVE_OPTIONS: Final = [
-    ("grpc.keepalive_time_ms", 60_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-]
 
 
 class Node:
@@ -54,6 +51,8 @@ class Node:
         self.runtime: NodeRuntime | None = None
         self.grpc_port: int = 0
         self._grpc: grpc.aio.Server | None = None
+        self._relay: RelayCore | None = None
+        self._frontends: FrontendPool | None = None
         self._metrics_server: MetricsServer | None = None
         self._reporter: MetricsReporter | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -75,22 +74,11 @@ class Node:
             metrics=self.metrics,
         )
         engine.set_transaction_checker(make_transaction_checker(self.runtime))
-        self._grpc = grpc.aio.server(options=[
-            ("grpc.max_receive_message_length", cfg.max_grpc_message_bytes),
-            ("grpc.max_send_message_length", cfg.max_grpc_message_bytes),
-            ("grpc.so_reuseport", 0),
-            *_KEEPALIVE_OPTIONS,
-        ])
-        add_to_server(MessagingServicer(self.runtime), self._grpc)
-        address = f"{cfg.listen_host}:{cfg.grpc_port}"
-        if cfg.tls_cert and cfg.tls_key:
-            creds = grpc.ssl_server_credentials(
-                [(cfg.tls_key.read_bytes(), cfg.tls_cert.read_bytes())]
-            )
-            self.grpc_port = self._grpc.add_secure_port(address, creds)
+        servicer = MessagingServicer(self.runtime)
+        if cfg.grpc_workers > 0:
+            self.grpc_port = await self._start_frontends(servicer)
         else:
-            self.grpc_port = self._grpc.add_insecure_port(address)
-        await self._grpc.start()
+            self.grpc_port = await self._start_grpc(servicer)
         self._metrics_server = MetricsServer(
             self.metrics, self.health, cfg.listen_host, cfg.metrics_port
         )
@@ -104,12 +92,38 @@ class Node:
                                    admin=admin.handle)
             await self.agent.start()
         log.info(
-            "node serving gRPC%s on %s:%d, metrics on %d, durability=%s, state version %d, "
+            "node serving gRPC%s on %s:%d%s, metrics on %d, durability=%s, state version %d, "
             "event loop %s",
             " (TLS)" if cfg.tls_cert else "", cfg.listen_host, self.grpc_port,
+            f" from {cfg.grpc_workers} front-end worker(s)" if cfg.grpc_workers else "",
             self._metrics_server.port, cfg.durability, self.state.current.version,
             running_loop_name(),
         )
+
+    async def _start_grpc(self, servicer: MessagingServicer) -> int:
+        """Serve gRPC in this process; returns the bound port."""
+        cfg = self.config
+        self._grpc = grpc.aio.server(
+            options=server_options(cfg.max_grpc_message_bytes, reuseport=False)
+        )
+        add_to_server(servicer, self._grpc)
+        address = f"{cfg.listen_host}:{cfg.grpc_port}"
+        if cfg.tls_cert and cfg.tls_key:
+            creds = grpc.ssl_server_credentials(
+                [(cfg.tls_key.read_bytes(), cfg.tls_cert.read_bytes())]
+            )
+            port = self._grpc.add_secure_port(address, creds)
+        else:
+            port = self._grpc.add_insecure_port(address)
+        await self._grpc.start()
+        return port
+
+    async def _start_frontends(self, servicer: MessagingServicer) -> int:
+        """Serve gRPC from worker processes that relay every call here; returns their port."""
+        self._relay = RelayCore(method_handlers(servicer))
+        await self._relay.start(self.config.data_dir)
+        self._frontends = FrontendPool(self.config, self._relay, self.config.grpc_workers)
+        return await self._frontends.start()
 
     async def _start_delivery(self) -> DeliveryEngine:
         assert self.store is not None
@@ -190,6 +204,10 @@ class Node:
             self.runtime.clients.close_streams()
         if self._grpc is not None:
             await self._grpc.stop(self.config.shutdown_grace_s)
+        if self._frontends is not None:
+            await self._frontends.stop(self.config.shutdown_grace_s)
+        if self._relay is not None:
+            await self._relay.stop()
         if self._metrics_server is not None:
             await self._metrics_server.stop()
         tasks = list(self._tasks)

@@ -36,3 +36,6 @@ class NodeConfig:
     signature_skew_s: float = 300.0
     #: ``auto`` runs on uvloop when it is installed, else on asyncio's own loop.
     event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    #: gRPC front-end worker processes sharing the port (``brokers.node.relay``); 0 serves gRPC
+    #: in the core process itself.
+    grpc_workers: int = 0
