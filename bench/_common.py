@@ -60,6 +60,19 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
 
 
+def child_pids(pid: int) -> list[int]:
+    """Live direct children of ``pid`` (e.g. a node's gRPC front-end workers)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if int(text[text.rindex(")") + 2:].split()[1]) == pid:  # field 4: ppid
+            found.append(int(stat.parent.name))
+    return found
+
+
 def own_cpu_seconds() -> float:
     """CPU seconds of this process (all threads) plus its waited-for children (e.g. h2load)."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)

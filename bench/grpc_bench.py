@@ -53,7 +53,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from _common import cpu_seconds, pct  # noqa: E402
+from _common import child_pids, cpu_seconds, pct  # noqa: E402
 
 from brokers.node.eventloop import run as run_on_loop  # noqa: E402
 
@@ -469,24 +469,33 @@ PHASES = ("ceiling", "store", "single", "batch", "sdk", "receive", "consume", "h
 
 
 class Cpu:
-    """Server CPU (all threads, from /proc/<pid>/stat) over a phase: printed per message."""
+    """Server CPU over a phase (all threads, from /proc/<pid>/stat), printed per message: the
+    node's core process plus its gRPC front-end workers (its child processes), each shown."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
+        self.children = child_pids(pid)
+
+    def _sample(self) -> tuple[float, float]:
+        return cpu_seconds(self.pid), sum(cpu_seconds(c) for c in self.children)
 
     def __enter__(self) -> Cpu:
-        self.c0, self.t0 = cpu_seconds(self.pid), time.perf_counter()
+        (self.c0, self.w0), self.t0 = self._sample(), time.perf_counter()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.cpu = cpu_seconds(self.pid) - self.c0
+        core, workers = self._sample()
+        self.core, self.workers = core - self.c0, workers - self.w0
+        self.cpu = self.core + self.workers
         self.wall = time.perf_counter() - self.t0
 
     def per(self, n: float) -> str:
         if not n or self.cpu != self.cpu:
             return "server CPU ?"
+        split = (f" (core {100 * self.core / self.wall:.0f}%, {len(self.children)} workers "
+                 f"{100 * self.workers / self.wall:.0f}%)" if self.children else "")
         return (f"{self.cpu / n * 1e6:5.0f} us server CPU/msg, "
-                f"server {100 * self.cpu / self.wall:3.0f}% of a core")
+                f"server {100 * self.cpu / self.wall:3.0f}% of a core{split}")
 
 
 def load() -> str:
