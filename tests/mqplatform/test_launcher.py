@@ -30,8 +30,9 @@ def wait_for_http(url: str, deadline: float) -> int:
     raise AssertionError(f"{url} did not answer in time")
 
 
-def node_processes(marker: str) -> list[int]:
-    """Pids of broker node processes whose command line mentions ``marker`` (our var dir)."""
+def node_processes(marker: str, module: str = "brokers.node") -> list[int]:
+    """Pids of broker node processes (``python -m <module>``) whose command line mentions
+    ``marker`` (our var dir); ``brokers.node.relay`` finds the nodes' gRPC front-end workers."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -41,7 +42,7 @@ def node_processes(marker: str) -> list[int]:
             state = (entry / "stat").read_text().split(") ", 1)[1][:1]
         except (OSError, IndexError):
             continue
-        if "brokers.node" in cmdline and marker in cmdline and state != "Z":
+        if f" -m {module} " in cmdline and marker in cmdline and state != "Z":
             pids.append(int(entry.name))
     return pids
 
@@ -76,6 +77,7 @@ def test_launcher_starts_everything_on_embedded_defaults_and_stops_cleanly(tmp_p
             time.sleep(0.5)
         assert recorded_node_pids(tmp_path / "var" / "db.sqlite3") == node_processes(str(tmp_path))
         assert len(node_processes(str(tmp_path))) == 1
+        assert node_processes(str(tmp_path), "brokers.node.relay")  # its front-end workers
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -89,5 +91,6 @@ def test_launcher_starts_everything_on_embedded_defaults_and_stops_cleanly(tmp_p
         assert f"{name}.1" in output, f"{name} never started:\n{output[-3000:]}"
     assert "stopped 1 broker node(s)" in output
     assert node_processes(str(tmp_path)) == []
+    assert node_processes(str(tmp_path), "brokers.node.relay") == []
     with pytest.raises(redis.ConnectionError):
         redis.Redis(host="127.0.0.1", port=redis_port, socket_connect_timeout=1).ping()
