@@ -14,6 +14,7 @@ from brokers.node.agent import AgentConfig
 from brokers.node.config import NodeConfig, StateError
 from brokers.node.eventloop import CHOICES as LOOP_CHOICES
 from brokers.node.eventloop import run as run_on_loop
+from brokers.node.relay.pool import PortInUse, WorkerStartError
 from brokers.node.server import Node
 
 
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         run_on_loop(_main(config, agent), config.event_loop)
-    except StateError as exc:
+    except (StateError, PortInUse, WorkerStartError) as exc:
         logging.getLogger("brokers.node").error("%s", exc)
         return 2
     return 0

@@ -222,8 +222,8 @@ class Node:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Start, serve until ``stop`` is set, then shut down gracefully."""
-        await self.start()
         try:
+            await self.start()  # a failed start still closes what it opened (the store)
             await stop.wait()
         finally:
             await self.stop()

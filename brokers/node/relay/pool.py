@@ -29,7 +29,11 @@ RESTART_BACKOFF_S: Final = (0.1, 0.5, 2.0, 5.0)
 
 
 class WorkerStartError(RuntimeError):
-    pass
+    """A front-end worker did not come up (its own log says why)."""
+
+
+class PortInUse(OSError):
+    """Something already listens on the node's gRPC port."""
 
 
 def ensure_port_free(host: str, port: int, wait_s: float = PORT_RELEASE_WAIT_S) -> None:
@@ -45,7 +49,7 @@ def ensure_port_free(host: str, port: int, wait_s: float = PORT_RELEASE_WAIT_S) 
                 return
             except OSError as exc:
                 if exc.errno != errno.EADDRINUSE or time.monotonic() >= deadline:
-                    raise OSError(exc.errno, f"gRPC port {host}:{port} is in use") from None
+                    raise PortInUse(exc.errno, f"gRPC port {host}:{port} is in use") from None
         time.sleep(0.1)
 
 

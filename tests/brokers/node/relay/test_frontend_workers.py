@@ -164,8 +164,10 @@ def test_a_port_in_use_is_refused(tmp_path: Path) -> None:
              str(tmp_path / "data"), "--grpc-port", str(port), "--grpc-workers", "2"],
             cwd=REPO, capture_output=True, text=True, timeout=60,
         )
-    assert out.returncode != 0
+    assert out.returncode == 2
     assert f"gRPC port 127.0.0.1:{port} is in use" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert "node stopped" in out.stderr  # what the failed start opened (the store) was closed
 
 
 def test_a_cancelled_long_poll_is_cancelled_at_the_core(
