@@ -73,6 +73,17 @@ def child_pids(pid: int) -> list[int]:
     return found
 
 
+def tree_cpu_seconds(pid: int | None) -> float:
+    """CPU seconds of ``pid`` plus its live children (a broker node's gRPC front-end workers);
+    nan when ``pid`` itself is unknown."""
+    total = cpu_seconds(pid)
+    if pid is not None and not math.isnan(total):
+        for child in child_pids(pid):
+            spent = cpu_seconds(child)
+            total += 0.0 if math.isnan(spent) else spent
+    return total
+
+
 def own_cpu_seconds() -> float:
     """CPU seconds of this process (all threads) plus its waited-for children (e.g. h2load)."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -80,19 +91,20 @@ def own_cpu_seconds() -> float:
 
 
 class CpuMeter:
-    """Server and client CPU seconds, and wall seconds, between ``start()`` and ``stop()``."""
+    """Server and client CPU seconds, and wall seconds, between ``start()`` and ``stop()``; the
+    server's are its whole process tree's (``tree_cpu_seconds``)."""
 
     def __init__(self, server_pid: int | None) -> None:
         self.pid = server_pid
         self.server_s = self.client_s = self.wall_s = math.nan
 
     def start(self) -> CpuMeter:
-        self._s0, self._c0 = cpu_seconds(self.pid), own_cpu_seconds()
+        self._s0, self._c0 = tree_cpu_seconds(self.pid), own_cpu_seconds()
         self._w0 = time.perf_counter()
         return self
 
     def stop(self) -> CpuMeter:
-        self.server_s = cpu_seconds(self.pid) - self._s0
+        self.server_s = tree_cpu_seconds(self.pid) - self._s0
         self.client_s = own_cpu_seconds() - self._c0
         self.wall_s = time.perf_counter() - self._w0
         return self

@@ -21,8 +21,9 @@ Measures, with 1 KiB bodies, against a real ``python -m brokers.node`` process o
   with an empty SendMessage (protobuf parse + response build).
 
 Every phase also prints the server's CPU time per message (all threads, /proc/<pid>/stat) and
-its share of a core: on a shared machine that is steadier than wall-clock throughput. The load
-average is printed at the start and the end. Figures are indicative, never asserted.
+its share of a core (the core process and its gRPC front-end workers, each shown): on a shared
+machine that is steadier than wall-clock throughput. The load average is printed at the start
+and the end. Figures are indicative, never asserted.
 """
 
 from __future__ import annotations

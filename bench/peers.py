@@ -581,7 +581,7 @@ def run_ours_raw(tmp: Path, durability: str, args: argparse.Namespace) -> Row:
         row.produce_eff, row.produce_share = cpu.per_server_second(produced), cpu.server_share()
         row.produce_client = cpu.client_s / cpu.wall_s
         with Phase(args, node.proc.pid, f"{name}-consume") as cpu:
-            c = asyncio.run(gb.consume_with_ack(node, produced, 2, args.seconds + 2))
+            c = asyncio.run(gb.consume_with_ack(node.endpoint, produced, 2, args.seconds + 2))
         row.consume = c["msgs_s"]
         row.consume_eff = cpu.per_server_second(int(c["consumed"]))
         row.consume_share = cpu.server_share()
@@ -826,10 +826,9 @@ def consume_ceiling(args: argparse.Namespace) -> Row:
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         server = type("Endpoint", (), {"endpoint": f"{HOST}:{port}"})()
-        asyncio.run(gb.consume_with_ack(server, 10**9, 2, 1))  # type: ignore[arg-type]  # warm-up
+        asyncio.run(gb.consume_with_ack(server.endpoint, 10**9, 2, 1))  # warm-up
         with Phase(args, proc.pid, "ceiling-consume") as cpu:
-            c = asyncio.run(gb.consume_with_ack(server, 10**9, 2,  # type: ignore[arg-type]
-                                                args.seconds))
+            c = asyncio.run(gb.consume_with_ack(server.endpoint, 10**9, 2, args.seconds))
         row.consume = c["msgs_s"]
         row.consume_eff = cpu.per_server_second(int(c["consumed"]))
         row.consume_share = cpu.server_share()
@@ -879,7 +878,10 @@ def main() -> None:
                     help="peer ports on 127.0.0.1 (defaults rabbitmq=5672 nats=4222 redis=6379)")
     ap.add_argument("--budget", type=float, default=230,
                     help="skip remaining cases once this many seconds have passed")
+    ap.add_argument("--node-args", default="",
+                    help="extra arguments for our node, space-separated (e.g. --grpc-workers 0)")
     args = ap.parse_args()
+    gb.NodeProcess.extra_args = tuple(args.node_args.split())
     # SIGTERM (e.g. `timeout`) unwinds like Ctrl-C, so the finally blocks stop node processes and
     # delete the queues/streams created so far.
     signal.signal(signal.SIGTERM, _interrupt)
