@@ -465,8 +465,8 @@ class EmptyServer:
     ReceiveMessage yields 32 pre-serialized ~1 KiB messages), else the generated servicer with an
     empty SendMessage (protobuf parse + response build): what grpcio alone costs per call."""
 
-    def __init__(self, bare: bool = False) -> None:
-        self.grpc_port = free_port()
+    def __init__(self, bare: bool = False, port: int | None = None) -> None:
+        self.grpc_port = port or free_port()
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _BARE_SERVER if bare else _EMPTY_SERVER, str(self.grpc_port)],
             stdout=subprocess.PIPE, text=True)
@@ -547,9 +547,25 @@ def load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def ceilings(tmp: Path, q: bool) -> None:
+def h2load_paced(server: NodeProcess | EmptyServer, rate: int, secs: float, tmp: Path,
+                 label: str, pid: int) -> None:
+    """Single-message sends paced by h2load (4 connections at rate/4 each): print achieved rate
+    and send latency p50/p99 from h2load's per-request log."""
+    log = tmp / f"h2paced-{uuid.uuid4().hex}.log"
+    with Cpu(pid) as cpu:
+        r = run_h2load(server, 1, 0, 4, 32, tmp, duration_s=secs, log_file=log,
+                       rps=max(1, rate // 4))
+    lat = [int(line.split()[2]) / 1e6 for line in log.read_text().splitlines() if line.strip()]
+    print(f"{label} {rate:5d}/s  : achieved {r['req_s']:.0f}/s, send p50 {pct(lat, 0.5):.2f} ms "
+          f"p99 {pct(lat, 0.99):.2f} ms ({r['succeeded']:.0f} ok)  [{cpu.per(r['succeeded'])}]",
+          flush=True)
+
+
+def ceilings(tmp: Path, q: bool, rates: tuple[int, ...]) -> None:
     """grpcio alone on this machine: bare generic handlers (fixed bytes, no parsing) and the
-    generated servicer with an empty SendMessage, driven by h2load like the node."""
+    generated servicer with an empty SendMessage, driven by h2load like the node; the bare
+    handler also from two processes sharing the port (what a node's two front-end workers could
+    at most serve), and paced like the node's latency phase."""
     n = 5 if q else 10
     bare = EmptyServer(bare=True)
     try:
@@ -558,6 +574,19 @@ def ceilings(tmp: Path, q: bool) -> None:
                 r = run_h2load(bare, 1, 0, c, m, tmp, duration_s=n)
             print(f"ceiling bare unary (-c{c} -m{m}) : {r['req_s']:8.0f} RPCs/s  "
                   f"[{cpu.per(r['succeeded'])}]", flush=True)
+        for rate in rates:
+            h2load_paced(bare, rate, n, tmp, "ceiling bare paced", bare.proc.pid)
+        second = EmptyServer(bare=True, port=bare.grpc_port)  # SO_REUSEPORT: grpc's default
+        try:
+            c0 = cpu_seconds(second.proc.pid)
+            with Cpu(bare.proc.pid) as cpu:
+                r = run_h2load(bare, 1, 0, 4, 32, tmp, duration_s=n)
+            both = cpu.cpu + cpu_seconds(second.proc.pid) - c0
+            print(f"ceiling bare unary x2 procs  : {r['req_s']:8.0f} RPCs/s  "
+                  f"[{both / r['succeeded'] * 1e6:5.0f} us server CPU/msg, server "
+                  f"{100 * both / cpu.wall:3.0f}% of a core]", flush=True)
+        finally:
+            second.stop()
         recv = grpc_frame(_receive_request(32, 1).SerializeToString())
         with Cpu(bare.proc.pid) as cpu:
             r = run_h2load(bare, 32, 0, 4, 8, tmp, duration_s=n, path=RECEIVE_PATH, body=recv)
@@ -600,7 +629,7 @@ def main() -> None:
     secs = 5 if q else 15
     try:
         if "ceiling" in only:
-            ceilings(tmp, q)
+            ceilings(tmp, q, tuple(args.rates))
         for mode in modes:
             print(f"== durability={mode} ==", flush=True)
             if "store" in only:
@@ -663,16 +692,7 @@ def main() -> None:
                     # Paced single-message sends from h2load (4 connections at rate/4 each):
                     # send latency without a Python client's own limits in the figure.
                     for rate in args.rates:
-                        log = tmp / f"h2paced-{rate}.log"
-                        with Cpu(pid) as cpu:
-                            r = run_h2load(node, 1, 0, 4, 32, tmp, duration_s=secs, log_file=log,
-                                           rps=max(1, rate // 4))
-                        lat = [int(line.split()[2]) / 1e6 for line in log.read_text().splitlines()
-                               if line.strip()]
-                        print(f"h2load {rate:5d}/s  : achieved {r['req_s']:.0f}/s, send p50 "
-                              f"{pct(lat, 0.5):.2f} ms p99 {pct(lat, 0.99):.2f} ms "
-                              f"({r['succeeded']:.0f} ok)  [{cpu.per(r['succeeded'])}]",
-                              flush=True)
+                        h2load_paced(node, rate, secs, tmp, "h2load", pid)
                 if "paced" in only:
                     for rate in args.rates:
                         with Cpu(pid) as cpu:
