@@ -122,8 +122,10 @@ class Node:
         """Serve gRPC from worker processes that relay every call here; returns their port."""
         self._relay = RelayCore(method_handlers(servicer))
         await self._relay.start(self.config.data_dir)
-        self._frontends = FrontendPool(self.config, self._relay, self.config.grpc_workers)
-        return await self._frontends.start()
+        self._frontends = pool = FrontendPool(self.config, self._relay, self.config.grpc_workers,
+                                              on_restart=self.metrics.grpc_worker_restarts.inc)
+        self.metrics.track_grpc_workers(lambda: float(pool.alive()))
+        return await pool.start()
 
     async def _start_delivery(self) -> DeliveryEngine:
         assert self.store is not None
@@ -151,11 +153,16 @@ class Node:
         return float(self.store.end_offset) if self.store is not None else 0.0
 
     def health(self) -> dict[str, Any]:
+        workers = self._frontends.alive() if self._frontends is not None else 0
         return {
-            "ok": self._serving,
+            # with front-end workers, serving needs at least one of them running
+            "ok": self._serving and (self._frontends is None or workers > 0),
             "state_version": self.state.current.version,
             "state_error": self.state.last_error,
             "delivery": self.delivery is not None,
+            # gRPC front-end workers serving the port / configured (0 / 0: served in-process)
+            "grpc_workers": workers,
+            "grpc_workers_configured": self.config.grpc_workers,
         }
 
     def reload_state(self) -> None:

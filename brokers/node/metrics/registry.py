@@ -69,6 +69,13 @@ class NodeMetrics:
         self.store_position = Gauge(
             "mq_store_commitlog_end_offset", "Commit-log end offset (bytes)", registry=r
         )
+        self.grpc_workers = Gauge(
+            "mq_grpc_workers", "gRPC front-end worker processes serving the port", registry=r
+        )
+        self.grpc_worker_restarts = Counter(
+            "mq_grpc_worker_restarts", "gRPC front-end workers that died and were restarted",
+            registry=r,
+        )
 
     def auth_failure(self, namespace: str, reason: str) -> None:
         self.auth_failures.labels(namespace, reason).inc()
@@ -103,3 +110,6 @@ class NodeMetrics:
 
     def track_store_position(self, read: Callable[[], float]) -> None:
         self.store_position.set_function(read)
+
+    def track_grpc_workers(self, read: Callable[[], float]) -> None:
+        self.grpc_workers.set_function(read)

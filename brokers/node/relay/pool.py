@@ -12,6 +12,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -56,10 +57,12 @@ def ensure_port_free(host: str, port: int, wait_s: float = PORT_RELEASE_WAIT_S) 
 class FrontendPool:
     """``count`` worker processes serving ``config``'s gRPC address through ``relay``."""
 
-    def __init__(self, config: NodeConfig, relay: RelayCore, count: int) -> None:
+    def __init__(self, config: NodeConfig, relay: RelayCore, count: int,
+                  on_restart: Callable[[], None] = lambda: None) -> None:
         self.config = config
         self.relay = relay
         self.count = count
+        self._on_restart = on_restart
         self.port = 0
         self.procs: dict[int, asyncio.subprocess.Process] = {}
         self._watchers: dict[int, asyncio.Task[None]] = {}
@@ -117,6 +120,7 @@ class FrontendPool:
         if not self._stopping:
             log.error("gRPC front-end worker %d (pid %d) exited with %s; restarting",
                       index, proc.pid, code)
+            self._on_restart()
         attempt = 0
         while not self._stopping:
             await asyncio.sleep(RESTART_BACKOFF_S[min(attempt, len(RESTART_BACKOFF_S) - 1)])
@@ -126,6 +130,10 @@ class FrontendPool:
             except (WorkerStartError, OSError) as exc:
                 log.error("%s", exc)
                 attempt += 1
+
+    def alive(self) -> int:
+        """Workers running now (a restarting one is not counted)."""
+        return sum(1 for p in self.procs.values() if p.returncode is None)
 
     async def stop(self, grace_s: float) -> None:
         """SIGTERM every worker (each stops accepting and drains its calls for ``grace_s``),

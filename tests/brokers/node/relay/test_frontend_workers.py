@@ -5,6 +5,7 @@ Real node processes on loopback; the worker processes are found as the node's ch
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -125,6 +126,10 @@ def test_a_killed_worker_is_replaced(start_node: Callable[..., NodeHandle]) -> N
     os.kill(victim, signal.SIGKILL)
     wait_for(lambda: len(children(node.process.pid) - {victim}) == 2, what="a new worker")
     assert "exited with -9; restarting" in node.log_text()
+    wait_for(lambda: json.loads(node.http_get("/healthz")[1])["grpc_workers"] == 2,
+             what="health to count two workers again")
+    assert node.metric("mq_grpc_worker_restarts_total") == 1
+    assert node.metric("mq_grpc_workers") == 2
     for i in range(4):  # fresh connections, whichever worker takes them
         client = RawClient(node.endpoint)
         try:
@@ -154,7 +159,7 @@ def test_workers_die_with_a_killed_node_and_free_the_port(
 
 def test_a_port_in_use_is_refused(tmp_path: Path) -> None:
     state = tmp_path / "state.json"
-    state.write_text(__import__("json").dumps(default_state()))
+    state.write_text(json.dumps(default_state()))
     with socket.socket() as other:
         other.bind(("127.0.0.1", 0))
         other.listen()
