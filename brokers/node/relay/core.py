@@ -21,19 +21,7 @@ from typing import Any
 
 import grpc
 
-from .wire import (
-    CALL,
-    CANCEL,
-    END,
-    FAIL,
-    HELLO,
-    IN,
-    IN_END,
-    ITEM,
-    REPLY,
-    Frame,
-    FrameConnection,
-)
+from .wire import CALL, CANCEL, END, FAIL, HELLO, IN, IN_END, ITEM, REPLY, Frame, FrameConnection
 
 log = logging.getLogger("brokers.node.relay")
 _MAX_SOCKET_PATH = 100

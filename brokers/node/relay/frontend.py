@@ -18,18 +18,7 @@ from typing import Any, Final
 import grpc
 from rocketmq.grpc_protocol import service_pb2 as spb
 
-from .wire import (
-    CALL,
-    CANCEL,
-    END,
-    FAIL,
-    IN,
-    IN_END,
-    ITEM,
-    REPLY,
-    Frame,
-    FrameConnection,
-)
+from .wire import CALL, CANCEL, END, FAIL, IN, IN_END, ITEM, REPLY, Frame, FrameConnection
 
 log = logging.getLogger("brokers.node.relay")
 
