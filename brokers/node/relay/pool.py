@@ -82,7 +82,8 @@ class FrontendPool:
         cfg = self.config
         ready = self.relay.expect_worker(index)
         args = [
-            sys.executable, "-m", "brokers.node.relay", "--core-socket", str(self.relay.socket_path),
+            sys.executable, "-m", "brokers.node.relay",
+            "--core-socket", str(self.relay.socket_path),
             "--index", str(index), "--host", cfg.listen_host, "--port", str(port),
             "--max-message-bytes", str(cfg.max_grpc_message_bytes),
             "--grace", str(cfg.shutdown_grace_s), "--event-loop", cfg.event_loop,

@@ -2,8 +2,8 @@
 
 A frame is a 4-byte big-endian length followed by a ``marshal``-encoded tuple whose first item is
 its kind (below). Frames hold only ints, strs, bytes, tuples and None, which marshal encodes in C
-without a schema. Both ends are processes of one node, started by it, talking over a socket that only the
-node's user can open (0600, ``core.RelayCore.start``), so the peer is trusted.
+without a schema. Both ends are processes of one node, started by it, talking over a socket
+that only the node's user can open (0600, ``core.RelayCore.start``), so the peer is trusted.
 
 Frames written during one event-loop iteration leave in one ``write`` (``FrameConnection.send``
 schedules a flush): under load one syscall carries many calls' requests or replies.

@@ -64,7 +64,9 @@ async def serve(args: argparse.Namespace) -> int:
     server.add_generic_rpc_handlers((link.handler(),))
     address = f"{args.host}:{args.port}"
     if args.tls_cert and args.tls_key:
-        creds = grpc.ssl_server_credentials([(args.tls_key.read_bytes(), args.tls_cert.read_bytes())])
+        creds = grpc.ssl_server_credentials(
+            [(args.tls_key.read_bytes(), args.tls_cert.read_bytes())]
+        )
         port = server.add_secure_port(address, creds)
     else:
         port = server.add_insecure_port(address)
