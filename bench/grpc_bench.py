@@ -20,6 +20,10 @@ Measures, with 1 KiB bodies, against a real ``python -m brokers.node`` process o
   and a ReceiveMessage stream of 32 pre-serialized ~1 KiB messages), and the generated servicer
   with an empty SendMessage (protobuf parse + response build).
 
+Node phases use 8-16 h2load connections: the kernel spreads connections (not calls) over the
+node's gRPC front-end workers, and with 4 connections all of them sometimes land on one worker
+(seen: 103 % / 0 %); the CPU split per worker is printed to show it.
+
 Every phase also prints the server's CPU time per message (all threads, /proc/<pid>/stat) and
 its share of a core (the core process and its gRPC front-end workers, each shown): on a shared
 machine that is steadier than wall-clock throughput. The load average is printed at the start
@@ -521,24 +525,26 @@ class Cpu:
         self.pid = pid
         self.children = child_pids(pid)
 
-    def _sample(self) -> tuple[float, float]:
-        return cpu_seconds(self.pid), sum(cpu_seconds(c) for c in self.children)
+    def _sample(self) -> list[float]:
+        return [cpu_seconds(p) for p in (self.pid, *self.children)]
 
     def __enter__(self) -> Cpu:
-        (self.c0, self.w0), self.t0 = self._sample(), time.perf_counter()
+        self.s0, self.t0 = self._sample(), time.perf_counter()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        core, workers = self._sample()
-        self.core, self.workers = core - self.c0, workers - self.w0
-        self.cpu = self.core + self.workers
+        spent = [b - a for a, b in zip(self.s0, self._sample())]
+        self.core, self.per_worker = spent[0], spent[1:]
+        self.cpu = sum(spent)
         self.wall = time.perf_counter() - self.t0
 
     def per(self, n: float) -> str:
         if not n or self.cpu != self.cpu:
             return "server CPU ?"
-        split = (f" (core {100 * self.core / self.wall:.0f}%, {len(self.children)} workers "
-                 f"{100 * self.workers / self.wall:.0f}%)" if self.children else "")
+        split = ""
+        if self.children:
+            shares = "+".join(f"{100 * w / self.wall:.0f}" for w in self.per_worker)
+            split = f" (core {100 * self.core / self.wall:.0f}%, workers {shares}%)"
         return (f"{self.cpu / n * 1e6:5.0f} us server CPU/msg, "
                 f"server {100 * self.cpu / self.wall:3.0f}% of a core{split}")
 
@@ -549,12 +555,12 @@ def load() -> str:
 
 def h2load_paced(server: NodeProcess | EmptyServer, rate: int, secs: float, tmp: Path,
                  label: str, pid: int) -> None:
-    """Single-message sends paced by h2load (4 connections at rate/4 each): print achieved rate
+    """Single-message sends paced by h2load (16 connections at rate/16 each): print achieved rate
     and send latency p50/p99 from h2load's per-request log."""
     log = tmp / f"h2paced-{uuid.uuid4().hex}.log"
     with Cpu(pid) as cpu:
-        r = run_h2load(server, 1, 0, 4, 32, tmp, duration_s=secs, log_file=log,
-                       rps=max(1, rate // 4))
+        r = run_h2load(server, 1, 0, 16, 8, tmp, duration_s=secs, log_file=log,
+                       rps=max(1, rate // 16))
     lat = [int(line.split()[2]) / 1e6 for line in log.read_text().splitlines() if line.strip()]
     print(f"{label} {rate:5d}/s  : achieved {r['req_s']:.0f}/s, send p50 {pct(lat, 0.5):.2f} ms "
           f"p99 {pct(lat, 0.99):.2f} ms ({r['succeeded']:.0f} ok)  [{cpu.per(r['succeeded'])}]",
@@ -580,7 +586,7 @@ def ceilings(tmp: Path, q: bool, rates: tuple[int, ...]) -> None:
         try:
             c0 = cpu_seconds(second.proc.pid)
             with Cpu(bare.proc.pid) as cpu:
-                r = run_h2load(bare, 1, 0, 4, 32, tmp, duration_s=n)
+                r = run_h2load(bare, 1, 0, 16, 8, tmp, duration_s=n)
             both = cpu.cpu + cpu_seconds(second.proc.pid) - c0
             print(f"ceiling bare unary x2 procs  : {r['req_s']:8.0f} RPCs/s  "
                   f"[{both / r['succeeded'] * 1e6:5.0f} us server CPU/msg, server "
@@ -643,17 +649,17 @@ def main() -> None:
             try:
                 if "single" in only:
                     with Cpu(pid) as cpu:
-                        r = run_h2load(node, 1, 0, 4, 32, tmp, duration_s=secs)
+                        r = run_h2load(node, 1, 0, 16, 8, tmp, duration_s=secs)
                     backlog += int(r["succeeded"])
                     print(f"h2load single   : {r['req_s']:8.0f} sends/s  (mean "
-                          f"{r['mean_latency']}, {r['succeeded']:.0f} ok, -c4 -m32)  "
+                          f"{r['mean_latency']}, {r['succeeded']:.0f} ok, -c16 -m8)  "
                           f"[{cpu.per(r['succeeded'])}]", flush=True)
                 if "batch" in only:
                     with Cpu(pid) as cpu:
-                        r = run_h2load(node, 16, 0, 4, 8, tmp, duration_s=secs)
+                        r = run_h2load(node, 16, 0, 8, 4, tmp, duration_s=secs)
                     backlog += int(r["succeeded"]) * 16
                     print(f"h2load batch 16 : {r['msgs_s']:8.0f} msgs/s ({r['req_s']:.0f} req/s, "
-                          f"-c4 -m8)  [{cpu.per(r['succeeded'] * 16)}]", flush=True)
+                          f"-c8 -m4)  [{cpu.per(r['succeeded'] * 16)}]", flush=True)
                 if "sdk" in only:
                     total = 1000 if q else 5000
                     with Cpu(pid) as cpu:
@@ -673,11 +679,11 @@ def main() -> None:
                     recv = grpc_frame(_receive_request(32, 1, group="gr").SerializeToString())
                     before = node.delivered()
                     with Cpu(pid) as cpu:
-                        r = run_h2load(node, 32, backlog // 32, 4, 8, tmp, path=RECEIVE_PATH,
+                        r = run_h2load(node, 32, backlog // 32, 8, 4, tmp, path=RECEIVE_PATH,
                                        body=recv)
                     got = node.delivered() - before
                     print(f"h2load receive  : {got / cpu.wall:8.0f} msgs/s ({got} msgs, "
-                          f"{r['req_s']:.0f} streams/s of up to 32, no ack, -c4 -m8)  "
+                          f"{r['req_s']:.0f} streams/s of up to 32, no ack, -c8 -m4)  "
                           f"[{cpu.per(got)}]", flush=True)
                 if "consume" in only:
                     if backlog < 20000:
@@ -689,8 +695,8 @@ def main() -> None:
                           f"2 processes x 2 loops x batch 32, one AckMessage per batch)  "
                           f"[{cpu.per(c['consumed'])}]", flush=True)
                 if "h2paced" in only:
-                    # Paced single-message sends from h2load (4 connections at rate/4 each):
-                    # send latency without a Python client's own limits in the figure.
+                    # Paced single-message sends from h2load: send latency without a Python
+                    # client's own limits in the figure.
                     for rate in args.rates:
                         h2load_paced(node, rate, secs, tmp, "h2load", pid)
                 if "paced" in only:
