@@ -65,6 +65,7 @@ class FrontendPool:
         self._on_restart = on_restart
         self.port = 0
         self.procs: dict[int, asyncio.subprocess.Process] = {}
+        self._serving: set[int] = set()  # indices of workers that said HELLO and still run
         self._watchers: dict[int, asyncio.Task[None]] = {}
         self._stopping = False
 
@@ -111,6 +112,7 @@ class FrontendPool:
                 f"(exit code {proc.returncode}); see its log above"
             )
         _pid, served = ready.result()
+        self._serving.add(index)
         self._watchers[index] = asyncio.get_running_loop().create_task(self._watch(index, proc))
         return served
 
@@ -118,6 +120,7 @@ class FrontendPool:
         """Restart a worker that died while the node serves (its calls failed with it; the
         clients retry on the other workers meanwhile)."""
         code = await proc.wait()
+        self._serving.discard(index)
         if not self._stopping:
             log.error("gRPC front-end worker %d (pid %d) exited with %s; restarting",
                       index, proc.pid, code)
@@ -133,8 +136,8 @@ class FrontendPool:
                 attempt += 1
 
     def alive(self) -> int:
-        """Workers running now (a restarting one is not counted)."""
-        return sum(1 for p in self.procs.values() if p.returncode is None)
+        """Workers serving now (one that is starting or restarting is not counted)."""
+        return sum(1 for i in self._serving if self.procs[i].returncode is None)
 
     async def stop(self, grace_s: float) -> None:
         """SIGTERM every worker (each stops accepting and drains its calls for ``grace_s``),

@@ -1,12 +1,16 @@
-"""What an operator does to a broker: SIGKILL the node process while producers using the official
-Python SDK are sending, start it again, repeat. Every send the SDK reported as successful (the
+"""What an operator does to a broker: SIGKILL the node process (or one of its gRPC front-end
+workers) while producers using the official Python SDK are sending, start it again, repeat. Every send the SDK reported as successful (the
 node runs in ``sync`` durability: answered only after an fsync covering the message) must then be
 consumed intact; messages whose send failed may or may not be there, but never half."""
 from __future__ import annotations
 
+import json
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from rocketmq import Message, Producer, SimpleConsumer
 from rocketmq.v5.model import FilterExpression
@@ -54,8 +58,8 @@ def _wait(predicate: Callable[[], bool], timeout: float) -> None:
         time.sleep(0.02)
 
 
-def test_nothing_acknowledged_is_lost_when_the_node_is_killed_under_load(start_node) -> None:
-    node = start_node(default_state(), durability="sync")
+def _send_through_kills(node: NodeHandle, kill: Callable[[], None]) -> set[bytes]:
+    """Run the producers, call ``kill`` KILLS times with sends in flight; the bodies acked."""
     stop = threading.Event()
     senders = [_Sender(i, node, stop) for i in range(PRODUCERS)]
     for s in senders:
@@ -65,8 +69,7 @@ def test_nothing_acknowledged_is_lost_when_the_node_is_killed_under_load(start_n
         for _ in range(KILLS):
             before = sum(len(s.acked) for s in senders)
             _wait(lambda: sum(len(s.acked) for s in senders) >= before + ACKED_BEFORE_KILL, timeout=60)
-            node.kill()
-            node.restart()
+            kill()
         _wait(lambda: sum(len(s.acked) for s in senders) >= before + 2 * ACKED_BEFORE_KILL, timeout=60)
     finally:
         stop.set()
@@ -75,7 +78,10 @@ def test_nothing_acknowledged_is_lost_when_the_node_is_killed_under_load(start_n
             s.producer.shutdown()
     acked = {body for s in senders for body in s.acked}
     assert len(acked) >= (KILLS + 1) * ACKED_BEFORE_KILL
+    return acked
 
+
+def _assert_all_received(node: NodeHandle, acked: set[bytes]) -> None:
     consumer = SimpleConsumer(node.client_config(*ALL_ACCESS), "g1", {"orders": FilterExpression("kill")})
     consumer.startup()
     received: set[bytes] = set()
@@ -93,4 +99,45 @@ def test_nothing_acknowledged_is_lost_when_the_node_is_killed_under_load(start_n
         consumer.shutdown()
     lost = acked - received
     assert not lost, f"{len(lost)} of {len(acked)} acknowledged messages lost, e.g. {sorted(lost)[:3]}"
+
+
+def test_nothing_acknowledged_is_lost_when_the_node_is_killed_under_load(start_node) -> None:
+    node = start_node(default_state(), durability="sync")
+
+    def kill_node() -> None:
+        node.kill()
+        node.restart()
+
+    _assert_all_received(node, _send_through_kills(node, kill_node))
     assert node.log_text().count("store recovered after an unclean shutdown") == KILLS
+
+
+def _workers(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if int(text[text.rindex(")") + 2:].split()[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def test_nothing_acknowledged_is_lost_when_grpc_workers_are_killed_under_load(start_node) -> None:
+    """The producers' connections go through the node's gRPC front-end workers: SIGKILL one of
+    them at a time; the node replaces it, the SDK reconnects, and nothing acked is lost."""
+    node = start_node(default_state(), durability="sync", extra_args=("--grpc-workers", "2"))
+    pid = node.process.pid
+
+    def serving() -> int:
+        return int(json.loads(node.http_get("/healthz")[1])["grpc_workers"])
+
+    def kill_worker() -> None:
+        victim = max(_workers(pid))  # the newest: every round kills a different process
+        os.kill(victim, signal.SIGKILL)
+        _wait(lambda: victim not in _workers(pid) and serving() == 2, timeout=30)
+
+    _assert_all_received(node, _send_through_kills(node, kill_worker))
+    assert node.log_text().count("exited with -9; restarting") == KILLS
+    assert "store recovered after an unclean shutdown" not in node.log_text()
