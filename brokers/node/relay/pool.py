@@ -27,6 +27,7 @@ START_TIMEOUT_S: Final = 30.0
 #: A worker of a SIGKILLed node exits within milliseconds (PR_SET_PDEATHSIG); give it that long.
 PORT_RELEASE_WAIT_S: Final = 3.0
 RESTART_BACKOFF_S: Final = (0.1, 0.5, 2.0, 5.0)
+_CORE_ONLY_ENV: Final = frozenset({"MQ_NODE_TOKEN"})
 
 
 class WorkerStartError(RuntimeError):
@@ -92,7 +93,8 @@ class FrontendPool:
         ]
         if cfg.tls_cert and cfg.tls_key:
             args += ["--tls-cert", str(cfg.tls_cert), "--tls-key", str(cfg.tls_key)]
-        env = dict(os.environ)
+        # The agent's token stays with the core: a worker talks to nobody but the core.
+        env = {k: v for k, v in os.environ.items() if k not in _CORE_ONLY_ENV}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PROJECT_ROOT),
                                                           env.get("PYTHONPATH")]))
         proc = await asyncio.create_subprocess_exec(*args, env=env)

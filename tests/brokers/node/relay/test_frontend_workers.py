@@ -84,9 +84,13 @@ def received_bodies(raw: RawClient, long_poll_s: int = 1) -> list[bytes]:
 
 
 def test_node_serves_from_its_workers(start_node: Callable[..., NodeHandle]) -> None:
-    node = start_node(extra_args=("--grpc-workers", "2"))
+    node = start_node(extra_args=("--grpc-workers", "2"), env={"MQ_NODE_TOKEN": "agent-secret"})
     workers = children(node.process.pid)
     assert len(workers) == 2
+    # The control-plane token stays in the core: the workers never see it.
+    assert b"MQ_NODE_TOKEN=agent-secret" in Path(f"/proc/{node.process.pid}/environ").read_bytes()
+    for pid in workers:
+        assert b"MQ_NODE_TOKEN" not in Path(f"/proc/{pid}/environ").read_bytes()
     assert "from 2 front-end worker(s)" in node.log_text()
     raw = RawClient(node.endpoint)
     try:
