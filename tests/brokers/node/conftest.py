@@ -83,6 +83,19 @@ def default_state(version: int = 1) -> dict[str, Any]:
     }
 
 
+def child_pids(pid: int) -> set[int]:
+    """Live (or not yet reaped) child processes of ``pid``: a node's gRPC front-end workers."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if int(text[text.rindex(")") + 2:].split()[1]) == pid:  # field 4: the parent's pid
+            found.add(int(stat.parent.name))
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

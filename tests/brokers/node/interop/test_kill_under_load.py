@@ -10,12 +10,11 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from rocketmq import Message, Producer, SimpleConsumer
 from rocketmq.v5.model import FilterExpression
 
-from tests.brokers.node.conftest import ALL_ACCESS, NodeHandle, default_state
+from tests.brokers.node.conftest import ALL_ACCESS, NodeHandle, child_pids, default_state
 
 PRODUCERS = 4
 KILLS = 5
@@ -112,18 +111,6 @@ def test_nothing_acknowledged_is_lost_when_the_node_is_killed_under_load(start_n
     assert node.log_text().count("store recovered after an unclean shutdown") == KILLS
 
 
-def _workers(pid: int) -> set[int]:
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        if int(text[text.rindex(")") + 2:].split()[1]) == pid:
-            found.add(int(stat.parent.name))
-    return found
-
-
 def test_nothing_acknowledged_is_lost_when_grpc_workers_are_killed_under_load(start_node) -> None:
     """The producers' connections go through the node's gRPC front-end workers: SIGKILL one of
     them at a time; the node replaces it, the SDK reconnects, and nothing acked is lost."""
@@ -134,9 +121,9 @@ def test_nothing_acknowledged_is_lost_when_grpc_workers_are_killed_under_load(st
         return int(json.loads(node.http_get("/healthz")[1])["grpc_workers"])
 
     def kill_worker() -> None:
-        victim = max(_workers(pid))  # the newest: every round kills a different process
+        victim = max(child_pids(pid))  # the newest: every round kills a different process
         os.kill(victim, signal.SIGKILL)
-        _wait(lambda: victim not in _workers(pid) and serving() == 2, timeout=30)
+        _wait(lambda: victim not in child_pids(pid) and serving() == 2, timeout=30)
 
     _assert_all_received(node, _send_through_kills(node, kill_worker))
     assert node.log_text().count("exited with -9; restarting") == KILLS

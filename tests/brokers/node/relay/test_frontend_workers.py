@@ -26,24 +26,13 @@ from ..conftest import (
     REPO,
     NodeHandle,
     RawClient,
+    child_pids,
     default_state,
     sign_headers,
 )
 
 pytestmark = pytest.mark.slow
 AK, SK, NS = ALL_ACCESS
-
-
-def children(pid: int) -> set[int]:
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        if int(text[text.rindex(")") + 2:].split()[1]) == pid:
-            found.add(int(stat.parent.name))
-    return found
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 15, what: str = "") -> None:
@@ -85,7 +74,7 @@ def received_bodies(raw: RawClient, long_poll_s: int = 1) -> list[bytes]:
 
 def test_node_serves_from_its_workers(start_node: Callable[..., NodeHandle]) -> None:
     node = start_node(extra_args=("--grpc-workers", "2"), env={"MQ_NODE_TOKEN": "agent-secret"})
-    workers = children(node.process.pid)
+    workers = child_pids(node.process.pid)
     assert len(workers) == 2
     # The control-plane token stays in the core: the workers never see it.
     assert b"MQ_NODE_TOKEN=agent-secret" in Path(f"/proc/{node.process.pid}/environ").read_bytes()
@@ -100,7 +89,7 @@ def test_node_serves_from_its_workers(start_node: Callable[..., NodeHandle]) -> 
             assert send(extra, f"m{i}".encode()).status.code == pb.Code.OK
             extra.close()
         assert sorted(received_bodies(raw)) == sorted(f"m{i}".encode() for i in range(8))
-        assert children(node.process.pid) == workers
+        assert child_pids(node.process.pid) == workers
         # What a handler raises on the core reaches the client as grpc.aio would report it.
         # A request that is not protobuf: refused as grpc.aio refuses it in-process.
         send_bytes = raw.channel.unary_unary("/apache.rocketmq.v2.MessagingService/SendMessage")
@@ -114,7 +103,7 @@ def test_node_serves_from_its_workers(start_node: Callable[..., NodeHandle]) -> 
 
 def test_in_process_grpc_still_serves(start_node: Callable[..., NodeHandle]) -> None:
     node = start_node(extra_args=("--grpc-workers", "0"))
-    assert children(node.process.pid) == set()
+    assert child_pids(node.process.pid) == set()
     raw = RawClient(node.endpoint)
     try:
         assert send(raw, b"solo").status.code == pb.Code.OK
@@ -125,10 +114,10 @@ def test_in_process_grpc_still_serves(start_node: Callable[..., NodeHandle]) -> 
 
 def test_a_killed_worker_is_replaced(start_node: Callable[..., NodeHandle]) -> None:
     node = start_node(extra_args=("--grpc-workers", "2"))
-    before = children(node.process.pid)
+    before = child_pids(node.process.pid)
     victim = min(before)
     os.kill(victim, signal.SIGKILL)
-    wait_for(lambda: len(children(node.process.pid) - {victim}) == 2, what="a new worker")
+    wait_for(lambda: len(child_pids(node.process.pid) - {victim}) == 2, what="a new worker")
     assert "exited with -9; restarting" in node.log_text()
     wait_for(lambda: json.loads(node.http_get("/healthz")[1])["grpc_workers"] == 2,
              what="health to count two workers again")
@@ -149,7 +138,7 @@ def test_workers_die_with_a_killed_node_and_free_the_port(
     raw = RawClient(node.endpoint)
     assert send(raw, b"kept").status.code == pb.Code.OK
     raw.close()
-    workers = children(node.process.pid)
+    workers = child_pids(node.process.pid)
     node.kill()
     wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), timeout=5,
              what="the workers to exit")
