@@ -93,7 +93,7 @@ class _WorkerSession(FrameConnection):
             if task is not None:
                 task.cancel()
         elif kind == HELLO:
-            self.core.worker_ready(frame[1], frame[2], frame[3])
+            self.core.worker_ready(frame[1], frame[2])
 
     def closed(self, exc: Exception | None) -> None:
         for task in list(self.calls.values()):
@@ -130,7 +130,7 @@ class _WorkerSession(FrameConnection):
             serialize = handler.response_serializer
             self.send((REPLY, call_id, serialize(response) if serialize else response))
         except Exception as exc:  # noqa: BLE001 - what grpc.aio does with a raising handler
-            self._fail(call_id, handler, exc)
+            self._fail(call_id, exc)
 
     async def _server_stream(self, call_id: int, handler: grpc.RpcMethodHandler, request: bytes,
                              context: RelayedContext) -> None:
@@ -138,14 +138,14 @@ class _WorkerSession(FrameConnection):
             message = _parse(handler, request)
             await self._pump(call_id, handler, handler.unary_stream(message, context))
         except Exception as exc:  # noqa: BLE001
-            self._fail(call_id, handler, exc)
+            self._fail(call_id, exc)
 
     async def _bidi(self, call_id: int, handler: grpc.RpcMethodHandler, stream: _ClientStream,
                     context: RelayedContext) -> None:
         try:
             await self._pump(call_id, handler, handler.stream_stream(stream, context))
         except Exception as exc:  # noqa: BLE001
-            self._fail(call_id, handler, exc)
+            self._fail(call_id, exc)
 
     async def _pump(self, call_id: int, handler: grpc.RpcMethodHandler,
                     responses: AsyncIterator[Any]) -> None:
@@ -157,7 +157,7 @@ class _WorkerSession(FrameConnection):
             await responses.aclose()  # type: ignore[attr-defined]
         self.send((END, call_id))
 
-    def _fail(self, call_id: int, handler: grpc.RpcMethodHandler, exc: Exception) -> None:
+    def _fail(self, call_id: int, exc: Exception) -> None:
         if isinstance(exc, _ParseError):
             self.send((FAIL, call_id, "INTERNAL", "Exception deserializing request!"))
             return
@@ -183,13 +183,13 @@ class RelayCore:
     """Listens on a private Unix socket for the node's front-end workers."""
 
     def __init__(self, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
-        #: keyed by the full method path, as the workers see it
+        #: keyed by method name (``SendMessage``), as CALL frames name them
         self.handlers = handlers
         self.sessions: set[_WorkerSession] = set()
         self._server: asyncio.AbstractServer | None = None
         self._path: Path | None = None
         self._tmpdir: Path | None = None
-        self._ready: dict[int, asyncio.Future[tuple[int, int]]] = {}
+        self._ready: dict[int, asyncio.Future[int]] = {}
 
     @property
     def socket_path(self) -> Path:
@@ -216,16 +216,16 @@ class RelayCore:
         self.sessions.add(session)
         return session
 
-    def expect_worker(self, index: int) -> asyncio.Future[tuple[int, int]]:
-        """A future resolved with ``(pid, port)`` when worker ``index`` says it serves."""
-        fut: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
+    def expect_worker(self, index: int) -> asyncio.Future[int]:
+        """A future resolved with the port worker ``index`` serves, once it says so."""
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._ready[index] = fut
         return fut
 
-    def worker_ready(self, index: int, pid: int, port: int) -> None:
+    def worker_ready(self, index: int, port: int) -> None:
         fut = self._ready.pop(index, None)
         if fut is not None and not fut.done():
-            fut.set_result((pid, port))
+            fut.set_result(port)
 
     async def stop(self) -> None:
         for session in list(self.sessions):

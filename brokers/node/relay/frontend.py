@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
@@ -19,8 +18,6 @@ import grpc
 from rocketmq.grpc_protocol import service_pb2 as spb
 
 from .wire import CALL, CANCEL, END, FAIL, IN, IN_END, ITEM, REPLY, Frame, FrameConnection
-
-log = logging.getLogger("brokers.node.relay")
 
 SERVICE: Final = "apache.rocketmq.v2.MessagingService"
 _CORE_GONE: Final = (FAIL, 0, "UNAVAILABLE", "broker node core unavailable")
@@ -78,8 +75,7 @@ class CoreLink(FrameConnection):
             call_id = next(self._ids)
             fut: asyncio.Future[Frame] = self._loop.create_future()
             self._replies[call_id] = fut
-            self.send((CALL, call_id, method, _metadata(context), context.peer(),
-                       context.time_remaining(), request))
+            self._call(call_id, method, context, request)
             try:
                 frame = await fut
             except asyncio.CancelledError:
@@ -120,9 +116,14 @@ class CoreLink(FrameConnection):
         call_id = next(self._ids)
         inbox: asyncio.Queue[Frame] = asyncio.Queue()
         self._streams[call_id] = inbox
+        self._call(call_id, method, context, request)
+        return call_id, inbox
+
+    def _call(self, call_id: int, method: str, context: grpc.aio.ServicerContext,
+              request: bytes | None) -> None:
+        """Send the CALL frame: what the core's ``RelayedContext`` answers from, and the request."""
         self.send((CALL, call_id, method, _metadata(context), context.peer(),
                    context.time_remaining(), request))
-        return call_id, inbox
 
     async def _responses(self, call_id: int, inbox: asyncio.Queue[Frame],
                          context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:

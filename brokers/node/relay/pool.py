@@ -113,7 +113,7 @@ class FrontendPool:
                 f"gRPC front-end worker {index} did not start serving "
                 f"(exit code {proc.returncode}); see its log above"
             )
-        _pid, served = ready.result()
+        served = ready.result()
         self._serving.add(index)
         self._watchers[index] = asyncio.get_running_loop().create_task(self._watch(index, proc))
         return served

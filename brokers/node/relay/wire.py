@@ -23,7 +23,7 @@ IN: Final = 2
 IN_END: Final = 3
 #: worker -> core: ``(CANCEL, call_id)``: the client went away or the deadline passed.
 CANCEL: Final = 4
-#: worker -> core: ``(HELLO, worker_index, pid, port)``: serving gRPC on ``port``.
+#: worker -> core: ``(HELLO, worker_index, port)``: serving gRPC on ``port``.
 HELLO: Final = 5
 #: core -> worker: ``(REPLY, call_id, response)``: a unary call's response.
 REPLY: Final = 10

@@ -29,7 +29,6 @@ from brokers.node.grpc.serveroptions import server_options
 from .frontend import CoreLink
 from .wire import HELLO
 
-log = logging.getLogger("brokers.node.relay")
 _PR_SET_PDEATHSIG = 1
 
 
@@ -71,7 +70,7 @@ async def serve(args: argparse.Namespace) -> int:
     else:
         port = server.add_insecure_port(address)
     await server.start()
-    link.send((HELLO, args.index, os.getpid(), port))
+    link.send((HELLO, args.index, port))
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     stopping = loop.create_task(stop.wait())
