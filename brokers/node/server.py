@@ -22,7 +22,7 @@ from brokers.node.config import NodeConfig, StateError, StateHolder
 from brokers.node.delivery import DeliveryEngine
 from brokers.node.eventloop import running_loop_name
 from brokers.node.grpc.runtime import NodeRuntime
-from brokers.node.grpc.serveroptions import server_options
+from brokers.node.grpc.serveroptions import add_port, server_options
 from brokers.node.grpc.servicer import MessagingServicer, add_to_server, method_handlers
 from brokers.node.grpc.transaction import make_transaction_checker
 from brokers.node.metrics import MetricsServer, NodeMetrics
@@ -107,14 +107,7 @@ class Node:
             options=server_options(cfg.max_grpc_message_bytes, reuseport=False)
         )
         add_to_server(servicer, self._grpc)
-        address = f"{cfg.listen_host}:{cfg.grpc_port}"
-        if cfg.tls_cert and cfg.tls_key:
-            creds = grpc.ssl_server_credentials(
-                [(cfg.tls_key.read_bytes(), cfg.tls_cert.read_bytes())]
-            )
-            port = self._grpc.add_secure_port(address, creds)
-        else:
-            port = self._grpc.add_insecure_port(address)
+        port = add_port(self._grpc, cfg.listen_host, cfg.grpc_port, cfg.tls_cert, cfg.tls_key)
         await self._grpc.start()
         return port
 

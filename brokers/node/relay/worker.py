@@ -24,7 +24,7 @@ import grpc
 
 from brokers.node.eventloop import CHOICES as LOOP_CHOICES
 from brokers.node.eventloop import run as run_on_loop
-from brokers.node.grpc.serveroptions import server_options
+from brokers.node.grpc.serveroptions import add_port, server_options
 
 from .frontend import CoreLink
 from .wire import HELLO
@@ -61,14 +61,7 @@ async def serve(args: argparse.Namespace) -> int:
     _, link = await loop.create_unix_connection(lambda: CoreLink(lost), str(args.core_socket))
     server = grpc.aio.server(options=server_options(args.max_message_bytes, reuseport=True))
     server.add_generic_rpc_handlers((link.handler(),))
-    address = f"{args.host}:{args.port}"
-    if args.tls_cert and args.tls_key:
-        creds = grpc.ssl_server_credentials(
-            [(args.tls_key.read_bytes(), args.tls_cert.read_bytes())]
-        )
-        port = server.add_secure_port(address, creds)
-    else:
-        port = server.add_insecure_port(address)
+    port = add_port(server, args.host, args.port, args.tls_cert, args.tls_key)
     await server.start()
     link.send((HELLO, args.index, port))
     stop = asyncio.Event()
