@@ -14,6 +14,7 @@ from brokers.node.agent import AgentConfig
 from brokers.node.config import NodeConfig, StateError
 from brokers.node.eventloop import CHOICES as LOOP_CHOICES
 from brokers.node.eventloop import run as run_on_loop
+from brokers.node.heap import freeze_startup_heap
 from brokers.node.relay.pool import PortInUse, WorkerStartError
 from brokers.node.server import Node
 
@@ -87,7 +88,8 @@ async def _main(config: NodeConfig, agent: AgentConfig | None = None) -> None:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, node.reload_state)
-    await node.run(stop)
+    # The process is the node's alone: what startup built lives as long as it does.
+    await node.run(stop, on_started=freeze_startup_heap)
 
 
 def main(argv: list[str] | None = None) -> int:

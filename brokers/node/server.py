@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, Final
 
 import grpc
@@ -220,10 +221,14 @@ class Node:
             await self.store.close()
         log.info("node stopped")
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Start, serve until ``stop`` is set, then shut down gracefully."""
+    async def run(self, stop: asyncio.Event,
+                  on_started: Callable[[], None] | None = None) -> None:
+        """Start, call ``on_started`` (if given), serve until ``stop`` is set, then shut down
+        gracefully."""
         try:
             await self.start()  # a failed start still closes what it opened (the store)
+            if on_started is not None:
+                on_started()
             await stop.wait()
         finally:
             await self.stop()

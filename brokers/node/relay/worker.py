@@ -25,6 +25,7 @@ import grpc
 from brokers.node.eventloop import CHOICES as LOOP_CHOICES
 from brokers.node.eventloop import run as run_on_loop
 from brokers.node.grpc.serveroptions import add_port, server_options
+from brokers.node.heap import freeze_startup_heap
 
 from .frontend import CoreLink
 from .wire import HELLO
@@ -63,6 +64,7 @@ async def serve(args: argparse.Namespace) -> int:
     server.add_generic_rpc_handlers((link.handler(),))
     port = add_port(server, args.host, args.port, args.tls_cert, args.tls_key)
     await server.start()
+    freeze_startup_heap()
     link.send((HELLO, args.index, port))
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
