@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from brokers.node.eventloop import CHOICES as LOOP_CHOICES
 from brokers.node.eventloop import run as run_on_loop
 from brokers.node.eventloop import running_loop_name
+from brokers.node.heap import freeze_startup_heap
 from brokers.node.store import MessageStore, MiB, NewMessage, StoreConfig
 
 SIZES = (128, 1024, 16 * 1024)
@@ -194,6 +195,9 @@ async def backlog_run(root: Path, n: int) -> None:
     t_window, in_window = time.perf_counter(), 0
     done = 0
     samples: list[float] = []
+    cpu = CpuMeter(store)
+    cpu_at = cpu.read()
+    window_cpu_us: list[tuple[float, float, float]] = []  # writer, loop, process per message
     while done < n:
         await store.append_many(batch)
         done += len(batch)
@@ -202,9 +206,20 @@ async def backlog_run(root: Path, n: int) -> None:
             now = time.perf_counter()
             rates.append(in_window / (now - t_window))
             samples.append(rss_mib())
-            t_window, in_window = now, 0
+            cpu_now = cpu.read()
+            window_cpu_us.append(tuple((b - a) / in_window * 1e6  # type: ignore[arg-type]
+                                       for a, b in zip(cpu_at, cpu_now)))
+            t_window, in_window, cpu_at = now, 0, cpu_now
     print(f"backlog: {n:,} x 128 B appended; append rate first 5%: {rates[0]:,.0f}/s, "
           f"last 5%: {rates[-1]:,.0f}/s")
+    print("backlog: append rate per 5% window, k/s: " + " ".join(f"{r / 1000:.0f}" for r in rates))
+    quarter = max(len(rates) // 4, 1)  # one 5 % window is at the mercy of a VM hiccup
+    first_q, last_q = sum(rates[:quarter]) / quarter, sum(rates[-quarter:]) / quarter
+    print(f"backlog: append rate first 25%: {first_q:,.0f}/s, last 25%: {last_q:,.0f}/s "
+          f"(end/start {last_q / first_q:.2f})")
+    print("backlog: CPU us/msg (writer, loop, process) first 5%: "
+          + ", ".join(f"{x:.2f}" for x in window_cpu_us[0]) + "; last 5%: "
+          + ", ".join(f"{x:.2f}" for x in window_cpu_us[-1]))
     peak = max(peak_rss_mib(), *samples)  # ru_maxrss and statm are sampled differently
     print(f"backlog: RSS start {rss_start:.1f} MiB, middle {samples[len(samples) // 2]:.1f} MiB, "
           f"end {samples[-1]:.1f} MiB, peak {peak:.1f} MiB")
@@ -244,6 +259,7 @@ def parse_args() -> argparse.Namespace:
 
 
 async def main(args: argparse.Namespace) -> None:
+    freeze_startup_heap()  # as the node does once started (brokers/node/heap.py)
     seconds = 0.6 if args.quick else 3.0
     if args.targets:
         base = Path(tempfile.mkdtemp(prefix="store-bench-", dir=args.dir))
