@@ -10,8 +10,9 @@ Measures, with 1 KiB bodies, against a real ``python -m brokers.node`` process o
 * batched SendMessage (16 messages per request), msgs/s, same driver;
 * the official Python SDK producer (blocking ``send`` from several threads): msgs/s, p50/p99;
 * receive only, from h2load (ReceiveMessage streams of up to 32, never acked): msgs/s;
-* consume with ack (raw grpc.aio receive of 32 + one AckMessage per batch, 2 consumer
-  processes of 2 loops each, draining the backlog): msgs/s;
+* consume with ack, receive of 32 + one AckMessage per batch, draining the backlog: from the
+  native client (bench/native/consume_ack.c, 4 connections x 2 loops; needs libnghttp2-dev) in
+  a group of its own, then from 2 grpc.aio consumer processes of 2 loops each: msgs/s;
 * send RPC latency at a paced 3k msgs/s from h2load (``--rps``; native client);
 * send -> receive latency and send RPC latency at a paced 3k msgs/s from a grpc.aio sender,
   with a consumer process of two receive loops (Python clients on 2 shared cores: compare the
@@ -64,6 +65,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from _common import child_pids, cpu_seconds, pct  # noqa: E402
+from native_consume import consume_with_ack_native  # noqa: E402
 
 from brokers.node.eventloop import run as run_on_loop  # noqa: E402
 
@@ -80,7 +82,7 @@ def bench_state(rates: tuple[int, ...] = (3000, 500)) -> dict[str, Any]:
         "version": 1,
         "namespaces": {NS: {
             "topics": {"bench": {"queues": 8}, **lat_topics},
-            "groups": {"gb": {}, "gr": {}, **lat_groups},
+            "groups": {"gb": {}, "gn": {}, "gr": {}, **lat_groups},
             "credentials": {AK: {"secrets": [SK], "acl": [
                 {"resource": "topic", "pattern": "*", "actions": ["pub", "sub"]},
                 {"resource": "group", "pattern": "*", "actions": ["sub"]},
@@ -562,15 +564,43 @@ class Cpu:
         self.cpu = sum(spent)
         self.wall = time.perf_counter() - self.t0
 
-    def per(self, n: float) -> str:
+    def per(self, n: float, wall: float | None = None) -> str:
+        """Per-message CPU, and the shares of a core over ``wall`` seconds (default: the whole
+        phase; a drain passes its own span so that the idle tail does not dilute them)."""
         if not n or self.cpu != self.cpu:
             return "server CPU ?"
+        wall = wall or self.wall
         split = ""
         if self.children:
-            shares = "+".join(f"{100 * w / self.wall:.0f}" for w in self.per_worker)
-            split = f" (core {100 * self.core / self.wall:.0f}%, workers {shares}%)"
+            shares = "+".join(f"{100 * w / wall:.0f}" for w in self.per_worker)
+            split = f" (core {100 * self.core / wall:.0f}%, workers {shares}%)"
         return (f"{self.cpu / n * 1e6:5.0f} us server CPU/msg, "
-                f"server {100 * self.cpu / self.wall:3.0f}% of a core{split}")
+                f"server {100 * self.cpu / wall:3.0f}% of a core{split}")
+
+
+def native_consume(node: NodeProcess, pid: int, tmp: Path, limit_s: float) -> None:
+    """Drain the backlog in group ``gn`` (its own copy of every message) with the native
+    receive+ack client, and print the rate over first receive to last message."""
+    from rocketmq.grpc_protocol import definition_pb2 as pb
+    from rocketmq.grpc_protocol import service_pb2 as spb
+
+    ack_prefix = spb.AckMessageRequest(group=pb.Resource(resource_namespace=NS, name="gn"),
+                                       topic=pb.Resource(resource_namespace=NS, name="bench"))
+    try:
+        with Cpu(pid) as cpu:
+            r = consume_with_ack_native(
+                node.endpoint, signed_headers(),
+                _receive_request(32, 1, group="gn").SerializeToString(),
+                ack_prefix.SerializeToString(), connections=4, loops=2, idle_stop=1,
+                max_seconds=limit_s, tmp=tmp / "native")
+    except RuntimeError as exc:  # no compiler or no libnghttp2-dev: say so, run the rest
+        print(f"consume + ack   : native client skipped: {exc}", flush=True)
+        return
+    n = r["messages"]
+    print(f"consume + ack   : {r['msgs_s']:8.0f} msgs/s ({n} msgs, native: 4 connections x 2 "
+          f"loops x batch 32, one AckMessage per batch; {r['ack_failures']} ack failures, "
+          f"{r['errors']} errors; client {r['cpu_s'] / max(n, 1) * 1e6:.1f} us CPU/msg)  "
+          f"[{cpu.per(n, wall=r['last_message'] - r['first_receive'])}]", flush=True)
 
 
 def load() -> str:
@@ -713,10 +743,11 @@ def main() -> None:
                     if backlog < 20000:
                         run_h2load(node, 16, (20000 - backlog) // 16 + 1, 4, 8, tmp)
                         backlog = 20000
+                    native_consume(node, pid, tmp, 20 if q else 60)
                     with Cpu(pid) as cpu:
                         c = consume_in_processes(node, 2, 2, 20 if q else 60)
                     print(f"consume + ack   : {c['msgs_s']:8.0f} msgs/s ({c['consumed']:.0f} msgs, "
-                          f"2 processes x 2 loops x batch 32, one AckMessage per batch)  "
+                          f"Python: 2 processes x 2 loops x batch 32, one AckMessage per batch)  "
                           f"[{cpu.per(c['consumed'])}]", flush=True)
                 if "h2paced" in only:
                     # Paced single-message sends from h2load: send latency without a Python
