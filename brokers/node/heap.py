@@ -6,7 +6,9 @@ GIL for 15-30 ms on this VM, several times a minute under load: the largest part
 send latency's p99 (docs/performance.md, fifth round). Objects alive once startup is over live
 as long as the process, so they are frozen out of every later collection (``gc.freeze``, as
 CPython's documentation suggests for pre-fork servers); what is allocated later is still
-collected as usual.
+collected as usual. The cost is bounded by what startup allocated: a frozen object that later
+ends up in an unreachable cycle (say, part of the first desired state, replaced by a reload) is
+never reclaimed; acyclic garbage is still freed by reference counting.
 """
 
 from __future__ import annotations
