@@ -14,9 +14,9 @@ Measures, with 1 KiB bodies, against a real ``python -m brokers.node`` process o
   native client (bench/native/consume_ack.c, 4 connections x 2 loops; needs libnghttp2-dev) in
   a group of its own, then from 2 grpc.aio consumer processes of 2 loops each: msgs/s;
 * send RPC latency at a paced 3k msgs/s from h2load (``--rps``; native client);
-* send -> receive latency and send RPC latency at a paced 3k msgs/s from a grpc.aio sender,
-  with a consumer process of two receive loops (Python clients on 2 shared cores: compare the
-  send figure with h2load's);
+* send -> receive latency and send RPC latency at a paced 3k msgs/s: from the native client
+  (sending and receiving + acking in one process), then from a grpc.aio sender with a consumer
+  process of two receive loops (Python clients on 2 shared cores: compare with the native);
 * the store alone (in-process ``append`` / ``append_many``), and the ceilings of grpcio on this
   machine, driven by h2load like the node: a bare generic handler returning fixed bytes (unary,
   and a ReceiveMessage stream of 32 pre-serialized ~1 KiB messages), and the generated servicer
@@ -47,7 +47,6 @@ import re
 import shutil
 import signal
 import socket
-import statistics
 import struct
 import subprocess
 import sys
@@ -65,7 +64,11 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from _common import child_pids, cpu_seconds, pct  # noqa: E402
-from native_consume import consume_with_ack_native  # noqa: E402
+from native_consume import (  # noqa: E402
+    consume_with_ack_native,
+    paced_send_receive_native,
+    timestamped_send_request,
+)
 
 from brokers.node.eventloop import run as run_on_loop  # noqa: E402
 
@@ -365,7 +368,7 @@ async def _latency_consumer(endpoint: str, topic: str, group: str, seconds: floa
                 await asyncio.sleep(0.05)
                 continue
             now = time.time()
-            e2e.extend(now - struct.unpack(">d", m.body[:8])[0] for m in got)
+            e2e.extend(now - struct.unpack("<d", m.body[:8])[0] for m in got)
 
     await asyncio.gather(loop(), loop())
     await channel.close()
@@ -398,7 +401,7 @@ async def paced_latency(node: NodeProcess, rate: int, seconds: float) -> dict[st
     failures: list[int] = []
 
     async def one(i: int) -> None:
-        body = struct.pack(">d", time.time()) + BODY[8:]
+        body = struct.pack("<d", time.time())  # as the native client + BODY[8:]
         req = spb.SendMessageRequest(messages=[pb.Message(
             topic=pb.Resource(resource_namespace=NS, name=topic), body=body,
             system_properties=pb.SystemProperties(message_id=f"01LAT{i:010d}",
@@ -603,6 +606,36 @@ def native_consume(node: NodeProcess, pid: int, tmp: Path, limit_s: float) -> No
           f"[{cpu.per(n, wall=r['last_message'] - r['first_receive'])}]", flush=True)
 
 
+def native_paced(node: NodeProcess, pid: int, rate: int, seconds: float, tmp: Path) -> None:
+    """Single sends at ``rate`` msgs/s and their consumption (receive + ack) from one native
+    process: send latency and send -> receive latency without a Python client in the figure."""
+    from rocketmq.grpc_protocol import definition_pb2 as pb
+    from rocketmq.grpc_protocol import service_pb2 as spb
+
+    topic, group = f"lat{rate}", f"glat{rate}"
+    send, offset = timestamped_send_request(NS, topic)
+    ack_prefix = spb.AckMessageRequest(group=pb.Resource(resource_namespace=NS, name=group),
+                                       topic=pb.Resource(resource_namespace=NS, name=topic))
+    try:
+        with Cpu(pid) as cpu:
+            r = paced_send_receive_native(
+                node.endpoint, signed_headers(), send, offset,
+                _receive_request(32, 1, topic=topic, group=group).SerializeToString(),
+                ack_prefix.SerializeToString(), rate, seconds, tmp=tmp / "native")
+    except RuntimeError as exc:
+        print(f"paced {rate:5d}/s   : native client skipped: {exc}", flush=True)
+        return
+
+    def ms(key: str) -> str:
+        return "?" if r[key] is None else f"{r[key]:.2f}"
+
+    print(f"paced {rate:5d}/s   : native: achieved {r['achieved_rate']:.0f}/s, send p50 "
+          f"{ms('send_p50_ms')} ms p99 {ms('send_p99_ms')} ms; send->receive p50 "
+          f"{ms('e2e_p50_ms')} ms p99 {ms('e2e_p99_ms')} ms max {ms('e2e_max_ms')} ms "
+          f"({r['e2e_count']} of {r['sent']} received, {r['send_failures']} send failures)  "
+          f"[{cpu.per(max(r['sent'], 1))}]", flush=True)
+
+
 def load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -756,9 +789,10 @@ def main() -> None:
                         h2load_paced(node, rate, secs, tmp, "h2load", pid)
                 if "paced" in only:
                     for rate in args.rates:
+                        native_paced(node, pid, rate, 3 if q else 10, tmp)
                         with Cpu(pid) as cpu:
                             lat = asyncio.run(paced_latency(node, rate, 3 if q else 10))
-                        print(f"paced {rate:5d}/s   : achieved {lat['achieved_rate']:.0f}/s, send "
+                        print(f"paced {rate:5d}/s   : Python: achieved {lat['achieved_rate']:.0f}/s, send "
                               f"p50 {lat['send_p50_ms']:.2f} ms p99 {lat['send_p99_ms']:.2f} ms; "
                               f"send->receive p50 {lat['e2e_p50_ms']:.1f} ms p99 "
                               f"{lat['e2e_p99_ms']:.1f} ms ({lat['received']:.0f} received, "

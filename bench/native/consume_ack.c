@@ -9,6 +9,15 @@
  * counts goes to stdout; --dump-ids FILE also writes "queue_id offset message_id" per message
  * (to check that a backlog was consumed exactly once).
  *
+ * Send mode (--send-request): the same process also sends one message per SendMessage at a
+ * fixed rate (request i is due at start + i/R) on --send-connections connections of its own,
+ * round-robin, stamping each with its send time (8 bytes of the body at --body-offset: a
+ * little-endian double of CLOCK_REALTIME seconds). Every received message then gives a
+ * send -> receive latency from its body. The receive loops ignore --idle-stop: they stop once
+ * sending is over and every sent message was received, or 3 s after sending ended. The JSON
+ * line gains the send and end-to-end figures. One process for both sides keeps a client's own
+ * queueing (a Python client's, on a shared machine) out of the figure.
+ *
  * Single-threaded: non-blocking sockets, poll(), one nghttp2 client session per connection.
  * The request payloads are protobuf bytes made by the caller (Python); only the few response
  * fields needed are parsed here, by hand.
@@ -38,9 +47,18 @@
 
 #define RECEIVE_PATH "/apache.rocketmq.v2.MessagingService/ReceiveMessage"
 #define ACK_PATH "/apache.rocketmq.v2.MessagingService/AckMessage"
+#define SEND_PATH "/apache.rocketmq.v2.MessagingService/SendMessage"
 #define CODE_OK 20000
 #define CODE_MESSAGE_NOT_FOUND 40401
 #define MAX_HEADERS 32
+/* Send mode: the first send waits this long after connecting, so that the receive loops'
+ * first long polls are already waiting at the node (the first messages' latency would
+ * otherwise include the consumer's start); receiving goes on at most SEND_TAIL_S after the
+ * last send response for messages still to come; a receive that failed is retried after
+ * RETRY_S (there is no idle stop to end a loop that fails at once, again and again). */
+#define SEND_SETTLE_S 0.2
+#define SEND_TAIL_S 3.0
+#define RETRY_S 0.1
 
 /* ------------------------------------------------------------------ small helpers */
 
@@ -115,6 +133,55 @@ static void read_file(const char *path, buf_t *out) {
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
         buf_append(out, chunk, n);
     fclose(f);
+}
+
+/* The body's timestamp: an IEEE double, little-endian whatever the host's byte order (what
+ * Python's struct.pack("<d", time.time()) writes). */
+static void put_le_double(uint8_t *p, double x) {
+    uint64_t bits;
+    memcpy(&bits, &x, 8);
+    for (int i = 0; i < 8; i++, bits >>= 8)
+        p[i] = (uint8_t)bits;
+}
+
+static double get_le_double(const uint8_t *p) {
+    uint64_t bits = 0;
+    for (int i = 7; i >= 0; i--)
+        bits = bits << 8 | p[i];
+    double x;
+    memcpy(&x, &bits, 8);
+    return x;
+}
+
+/* Latencies, in seconds; sorted once at the end for the percentiles. */
+typedef struct {
+    double *v;
+    size_t len, cap;
+} samples_t;
+
+static void samples_add(samples_t *s, double x) {
+    if (s->len == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 4096;
+        s->v = realloc(s->v, s->cap * sizeof *s->v);
+        if (!s->v)
+            die("out of memory");
+    }
+    s->v[s->len++] = x;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Percentile p (0..1) of sorted samples, in ms, as JSON: null when there are none. The index
+ * is int(n * p), as bench/_common.py's pct(). */
+static const char *pct_ms(const samples_t *s, double p, char *out, size_t size) {
+    if (!s->len)
+        return "null";
+    size_t i = (size_t)((double)s->len * p);
+    snprintf(out, size, "%.3f", s->v[i < s->len ? i : s->len - 1] * 1e3);
+    return out;
 }
 
 /* ------------------------------------------------------------------ protobuf wire format */
@@ -195,12 +262,19 @@ struct conn;
 
 typedef enum { S_RECEIVE, S_ACK } stream_kind;
 
+/* A request body being sent (nghttp2's data source). */
+typedef struct {
+    const buf_t *buf;
+    size_t off;
+} body_t;
+
 typedef struct loop {
     struct conn *conn;
     int stream_id;           /* current stream, 0 when none */
     stream_kind kind;
     int idle;                /* consecutive receives without a message */
     int pending;             /* a stream closed: the next request is to be submitted */
+    double retry_at;         /* send mode, after a failed receive: not before (monotonic) */
     /* current stream */
     buf_t in;                /* gRPC DATA not yet parsed (messages may span DATA frames) */
     size_t in_off;
@@ -208,15 +282,29 @@ typedef struct loop {
     double sent_at;
     long messages;           /* messages of the current receive */
     buf_t ack;               /* gRPC frame header + ack prefix + one entry per message */
-    buf_t *body;             /* request body being sent */
-    size_t body_off;
+    body_t out;              /* request body being sent */
 } loop_t;
+
+/* One SendMessage in flight (send mode). Slots are reused through a free list; each keeps its
+ * own copy of the request frame, since every request carries its own timestamp. */
+typedef struct send {
+    struct conn *conn;
+    buf_t req;
+    body_t out;
+    buf_t in;                /* response DATA */
+    int http_status, grpc_status;
+    double t0;               /* submitted (monotonic) */
+    struct send *next_free;
+} send_t;
 
 typedef struct conn {
     int fd;
     int dead;
     nghttp2_session *session;
+    int nloops;              /* receive loops; 0 on a send connection */
     loop_t *loops;
+    int sender;              /* a send connection (send mode) */
+    long in_flight;          /* its sends in flight */
 } conn_t;
 
 static struct {
@@ -225,12 +313,21 @@ static struct {
     double max_seconds;
     buf_t receive;           /* gRPC frame of the ReceiveMessageRequest */
     buf_t ack_prefix;
-    nghttp2_nv recv_nv[MAX_HEADERS], ack_nv[MAX_HEADERS];
+    nghttp2_nv recv_nv[MAX_HEADERS], ack_nv[MAX_HEADERS], send_nv[MAX_HEADERS];
     size_t nv_len;
     FILE *dump;
+    /* send mode */
+    int send_mode, send_connections, stop_receiving;
+    buf_t send_req;          /* gRPC frame of the SendMessageRequest */
+    size_t stamp_off;        /* of the body's first byte, in that frame */
+    double send_rate, send_seconds, send_start, last_submit, send_late_max, sending_over;
+    long send_total, send_next, send_in_flight;
+    send_t *free_sends;
     /* results */
     long messages, receives, empty, acks, acked, ack_failures, errors;
     double first_receive, last_message;
+    long sent, send_errors;  /* sends that succeeded; failures seen (the log's limit) */
+    samples_t send_lat, e2e;
 } g;
 
 static void count_error(loop_t *l, const char *what, long detail) {
@@ -245,13 +342,13 @@ static void count_error(loop_t *l, const char *what, long detail) {
 static ssize_t read_body(nghttp2_session *s, int32_t stream_id, uint8_t *dst, size_t len,
                          uint32_t *flags, nghttp2_data_source *src, void *user) {
     (void)s, (void)stream_id, (void)user;
-    loop_t *l = src->ptr;
-    size_t n = l->body->len - l->body_off;
+    body_t *b = src->ptr;
+    size_t n = b->buf->len - b->off;
     if (n > len)
         n = len;
-    memcpy(dst, l->body->p + l->body_off, n);
-    l->body_off += n;
-    if (l->body_off == l->body->len)
+    memcpy(dst, b->buf->p + b->off, n);
+    b->off += n;
+    if (b->off == b->buf->len)
         *flags |= NGHTTP2_DATA_FLAG_EOF;
     return (ssize_t)n;
 }
@@ -262,9 +359,9 @@ static void submit(loop_t *l, stream_kind kind) {
     l->http_status = 0;
     l->grpc_status = -1;
     l->bad = 0;
-    l->body_off = 0;
+    l->out.off = 0;
     if (kind == S_RECEIVE) {
-        l->body = &g.receive;
+        l->out.buf = &g.receive;
         l->messages = 0;
         l->ack.len = 5 + g.ack_prefix.len; /* keep the header room and the prefix */
         l->sent_at = now_real();
@@ -273,9 +370,9 @@ static void submit(loop_t *l, stream_kind kind) {
         uint32_t n = (uint32_t)(l->ack.len - 5);
         l->ack.p[0] = 0;
         l->ack.p[1] = n >> 24, l->ack.p[2] = n >> 16, l->ack.p[3] = n >> 8, l->ack.p[4] = n;
-        l->body = &l->ack;
+        l->out.buf = &l->ack;
     }
-    nghttp2_data_provider dp = {.source.ptr = l, .read_callback = read_body};
+    nghttp2_data_provider dp = {.source.ptr = &l->out, .read_callback = read_body};
     int32_t id = nghttp2_submit_request(l->conn->session, NULL,
                                         kind == S_RECEIVE ? g.recv_nv : g.ack_nv, g.nv_len,
                                         &dp, l);
@@ -302,12 +399,15 @@ static void on_receive_response(loop_t *l, const uint8_t *p, const uint8_t *end,
                 count_error(l, "receive status", code);
             }
         } else if (f.number == 2 && f.wire == 2) {
-            /* Message.system_properties (3) -> message_id (3), receipt_handle (12) */
+            /* Message.system_properties (3) -> message_id (3), receipt_handle (12);
+             * Message.body (4) in send mode */
             const uint8_t *mp = f.data, *mend = f.data + f.len;
-            const uint8_t *id = NULL, *handle = NULL;
-            size_t id_len = 0, handle_len = 0;
+            const uint8_t *id = NULL, *handle = NULL, *body = NULL;
+            size_t id_len = 0, handle_len = 0, body_len = 0;
             uint64_t queue_id = 0, offset = 0;
             while (pb_next(&mp, mend, &m) > 0) {
+                if (m.number == 4 && m.wire == 2)
+                    body = m.data, body_len = m.len;
                 if (m.number != 3 || m.wire != 2)
                     continue;
                 const uint8_t *sp_p = m.data, *sp_end = m.data + m.len;
@@ -340,6 +440,10 @@ static void on_receive_response(loop_t *l, const uint8_t *p, const uint8_t *end,
             if (g.dump)
                 fprintf(g.dump, "%d %llu %.*s\n", (int)(int32_t)queue_id,
                         (unsigned long long)offset, (int)id_len, (const char *)id);
+            /* Bodies too short for a timestamp are left out: e2e_count < messages shows
+             * them. */
+            if (g.send_mode && body_len >= 8)
+                samples_add(&g.e2e, t - get_le_double(body));
             l->messages++;
             g.messages++;
             g.last_message = t;
@@ -349,16 +453,23 @@ static void on_receive_response(loop_t *l, const uint8_t *p, const uint8_t *end,
         count_error(l, "malformed ReceiveMessageResponse", (long)(end - p));
 }
 
-/* AckMessageResponse.status (1).code (1) must be OK. */
-static int ack_ok(loop_t *l) {
-    const uint8_t *p = l->in.p + 5, *end = l->in.p + l->in.len;
+/* status (1).code (1) of a unary response (AckMessageResponse, SendMessageResponse) whose
+ * gRPC frame is `in`; -1 when there is none. */
+static long unary_status(const buf_t *in) {
     pb_field f;
     long code = -1;
-    if (l->in.len < 5)
-        return 0;
+    if (in->len < 5)
+        return -1;
+    const uint8_t *p = in->p + 5, *end = in->p + in->len;
     while (pb_next(&p, end, &f) > 0)
         if (f.number == 1 && f.wire == 2)
             code = status_code(f.data, f.data + f.len);
+    return code;
+}
+
+/* AckMessageResponse.status (1).code (1) must be OK. */
+static int ack_ok(loop_t *l) {
+    long code = unary_status(&l->in);
     if (code != CODE_OK && g.ack_failures < 10)
         fprintf(stderr, "consume_ack: AckMessage status %ld\n", code);
     return code == CODE_OK;
@@ -394,6 +505,21 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t stream_id, const u
     return 0;
 }
 
+/* Keeps :status and grpc-status of a response; prints grpc-message unless `quiet`. */
+static void status_header(const uint8_t *name, size_t namelen, const uint8_t *value,
+                          size_t valuelen, int *http_status, int *grpc_status, int quiet) {
+    char v[16];
+    size_t n = valuelen < sizeof v - 1 ? valuelen : sizeof v - 1;
+    memcpy(v, value, n);
+    v[n] = 0;
+    if (namelen == 7 && !memcmp(name, ":status", 7))
+        *http_status = atoi(v);
+    else if (namelen == 11 && !memcmp(name, "grpc-status", 11))
+        *grpc_status = atoi(v);
+    else if (namelen == 12 && !memcmp(name, "grpc-message", 12) && valuelen && !quiet)
+        fprintf(stderr, "consume_ack: grpc-message: %.*s\n", (int)valuelen, value);
+}
+
 static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8_t *name,
                      size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
                      void *user) {
@@ -401,18 +527,9 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
     if (frame->hd.type != NGHTTP2_HEADERS)
         return 0;
     loop_t *l = nghttp2_session_get_stream_user_data(s, frame->hd.stream_id);
-    if (!l)
-        return 0;
-    char v[16];
-    size_t n = valuelen < sizeof v - 1 ? valuelen : sizeof v - 1;
-    memcpy(v, value, n);
-    v[n] = 0;
-    if (namelen == 7 && !memcmp(name, ":status", 7))
-        l->http_status = atoi(v);
-    else if (namelen == 11 && !memcmp(name, "grpc-status", 11))
-        l->grpc_status = atoi(v);
-    else if (namelen == 12 && !memcmp(name, "grpc-message", 12) && valuelen && g.errors < 10)
-        fprintf(stderr, "consume_ack: grpc-message: %.*s\n", (int)valuelen, value);
+    if (l)
+        status_header(name, namelen, value, valuelen, &l->http_status, &l->grpc_status,
+                      g.errors >= 10);
     return 0;
 }
 
@@ -442,6 +559,8 @@ static int on_close(nghttp2_session *s, int32_t stream_id, uint32_t error_code, 
             g.empty++;
             l->idle++;
         }
+        if (failed && g.send_mode)
+            l->retry_at = now_mono() + RETRY_S;
     } else if (!failed && ack_ok(l)) {
         g.acks++;
         g.acked += l->messages;
@@ -455,13 +574,128 @@ static int on_close(nghttp2_session *s, int32_t stream_id, uint32_t error_code, 
 }
 
 /* The next request of a loop whose stream closed: the ack of what it received, else the
- * next receive, or nothing once it has been idle long enough (the loop is then over). */
+ * next receive, or nothing once it has been idle long enough, or in send mode once receiving
+ * is to stop (the loop is then over). */
 static void advance(loop_t *l) {
     l->pending = 0;
     if (l->kind == S_RECEIVE && l->messages > 0)
         submit(l, S_ACK);
-    else if (l->idle < g.idle_stop)
+    else if (g.send_mode ? !g.stop_receiving : l->idle < g.idle_stop)
         submit(l, S_RECEIVE);
+}
+
+/* ------------------------------------------------------------------ sends (send mode) */
+
+static void send_failed(const char *what, long detail) {
+    if (++g.send_errors <= 10)
+        fprintf(stderr, "consume_ack: %s (%ld) on SendMessage\n", what, detail);
+}
+
+static void send_release(send_t *s) {
+    s->next_free = g.free_sends;
+    g.free_sends = s;
+}
+
+static void submit_send(conn_t *c) {
+    send_t *s = g.free_sends;
+    if (s) {
+        g.free_sends = s->next_free;
+    } else {
+        if (!(s = calloc(1, sizeof *s)))
+            die("out of memory");
+        buf_append(&s->req, g.send_req.p, g.send_req.len);
+        s->out.buf = &s->req;
+    }
+    s->conn = c;
+    s->out.off = 0;
+    s->in.len = 0;
+    s->http_status = 0;
+    s->grpc_status = -1;
+    put_le_double(s->req.p + g.stamp_off, now_real());
+    s->t0 = now_mono();
+    nghttp2_data_provider dp = {.source.ptr = &s->out, .read_callback = read_body};
+    int32_t id = nghttp2_submit_request(c->session, NULL, g.send_nv, g.nv_len, &dp, s);
+    if (id < 0) {
+        send_failed(nghttp2_strerror(id), id);
+        send_release(s);
+        return;
+    }
+    c->in_flight++;
+    g.send_in_flight++;
+}
+
+/* Submits every request due by `now` (all at once if the loop fell behind: the schedule
+ * never slips), round-robin over the live send connections. */
+static void send_due(conn_t *senders, double now) {
+    while (g.send_next < g.send_total) {
+        double due = g.send_start + (double)g.send_next / g.send_rate;
+        if (due > now)
+            break;
+        if (now - due > g.send_late_max)
+            g.send_late_max = now - due;
+        conn_t *c = NULL;
+        for (int k = 0; k < g.send_connections && !c; k++) {
+            conn_t *cand = &senders[(g.send_next + k) % g.send_connections];
+            if (!cand->dead)
+                c = cand;
+        }
+        g.send_next++;
+        g.last_submit = now;
+        if (c)
+            submit_send(c);
+        else
+            send_failed("no send connection left", 0);
+    }
+}
+
+static int on_send_data(nghttp2_session *session, uint8_t flags, int32_t stream_id,
+                        const uint8_t *data, size_t len, void *user) {
+    (void)flags, (void)user;
+    send_t *s = nghttp2_session_get_stream_user_data(session, stream_id);
+    if (s)
+        buf_append(&s->in, data, len);
+    return 0;
+}
+
+static int on_send_header(nghttp2_session *session, const nghttp2_frame *frame,
+                          const uint8_t *name, size_t namelen, const uint8_t *value,
+                          size_t valuelen, uint8_t flags, void *user) {
+    (void)flags, (void)user;
+    if (frame->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    send_t *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (s)
+        status_header(name, namelen, value, valuelen, &s->http_status, &s->grpc_status,
+                      g.send_errors >= 10);
+    return 0;
+}
+
+/* A send succeeded when grpc-status is 0 and SendMessageResponse.status.code is OK; its
+ * latency runs from submission to the end of the response. */
+static int on_send_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
+                         void *user) {
+    (void)user;
+    send_t *s = nghttp2_session_get_stream_user_data(session, stream_id);
+    if (!s)
+        return 0;
+    double elapsed = now_mono() - s->t0;
+    long code;
+    if (error_code)
+        send_failed("stream reset, HTTP/2 error", (long)error_code);
+    else if (s->grpc_status < 0)
+        send_failed("no grpc-status, HTTP status", s->http_status);
+    else if (s->grpc_status != 0)
+        send_failed("grpc-status", s->grpc_status);
+    else if ((code = unary_status(&s->in)) != CODE_OK)
+        send_failed("SendMessageResponse status", code);
+    else {
+        g.sent++;
+        samples_add(&g.send_lat, elapsed);
+    }
+    s->conn->in_flight--;
+    g.send_in_flight--;
+    send_release(s);
+    return 0;
 }
 
 /* ------------------------------------------------------------------ connections */
@@ -500,7 +734,9 @@ static int dial(void) {
     return fd;
 }
 
-static void conn_open(conn_t *c, nghttp2_session_callbacks *cbs) {
+/* A receive connection (`nloops` loops, their first receives submitted) or, with nloops 0, a
+ * send connection. */
+static void conn_open(conn_t *c, nghttp2_session_callbacks *cbs, int nloops) {
     c->fd = dial();
     if (nghttp2_session_client_new(&c->session, cbs, c))
         die("nghttp2_session_client_new failed");
@@ -512,8 +748,10 @@ static void conn_open(conn_t *c, nghttp2_session_callbacks *cbs) {
     };
     nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, settings, 2);
     nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0, 16 << 20);
-    c->loops = calloc((size_t)g.loops, sizeof *c->loops);
-    for (int i = 0; i < g.loops; i++) {
+    c->nloops = nloops;
+    c->sender = nloops == 0;
+    c->loops = calloc((size_t)nloops, sizeof *c->loops);
+    for (int i = 0; i < nloops; i++) {
         loop_t *l = &c->loops[i];
         l->conn = c;
         buf_reserve(&l->ack, 5 + g.ack_prefix.len);
@@ -528,8 +766,10 @@ static void conn_fail(conn_t *c, const char *why) {
     g.errors++;
     fprintf(stderr, "consume_ack: connection closed: %s\n", why);
     c->dead = 1;
-    for (int i = 0; i < g.loops; i++)
+    for (int i = 0; i < c->nloops; i++)
         c->loops[i].pending = 0, c->loops[i].stream_id = 0;
+    g.send_in_flight -= c->in_flight; /* lost: they count as failed sends */
+    c->in_flight = 0;
 }
 
 /* Reads what the socket has and feeds it to nghttp2. */
@@ -560,21 +800,47 @@ static void add_header(size_t i, const char *name, const char *value) {
         die("too many headers");
     nghttp2_nv nv = {(uint8_t *)name, (uint8_t *)value, strlen(name), strlen(value),
                      NGHTTP2_NV_FLAG_NONE};
-    g.recv_nv[i] = g.ack_nv[i] = nv;
+    g.recv_nv[i] = g.ack_nv[i] = g.send_nv[i] = nv;
 }
 
 static void usage(void) {
     fputs("usage: consume_ack --host H --port P --connections C --loops-per-connection L\n"
           "       --receive-request FILE --ack-prefix FILE [--header 'name: value']...\n"
-          "       [--idle-stop N] [--max-seconds S] [--dump-ids FILE]\n", stderr);
+          "       [--idle-stop N] [--max-seconds S] [--dump-ids FILE]\n"
+          "       [--send-request FILE --body-offset N --send-rate R --send-seconds S\n"
+          "        [--send-connections K]]\n", stderr);
     exit(2);
+}
+
+/* Reads a gRPC request payload from `path` into `frame`, behind the 5-byte gRPC header. */
+static void read_frame(const char *path, buf_t *frame) {
+    buf_t payload = {0};
+    read_file(path, &payload);
+    uint8_t hdr[5] = {0, (uint8_t)(payload.len >> 24), (uint8_t)(payload.len >> 16),
+                      (uint8_t)(payload.len >> 8), (uint8_t)payload.len};
+    buf_append(frame, hdr, 5);
+    buf_append(frame, payload.p, payload.len);
+    free(payload.p);
+}
+
+/* Send mode, once per iteration: receiving stops when sending is over (every request
+ * answered) and every message sent was received, or SEND_TAIL_S after that. */
+static void check_stop_receiving(double now) {
+    if (g.stop_receiving || g.send_next < g.send_total || g.send_in_flight > 0)
+        return;
+    if (g.sending_over == 0)
+        g.sending_over = now;
+    if (g.messages >= g.sent || now - g.sending_over >= SEND_TAIL_S)
+        g.stop_receiving = 1;
 }
 
 int main(int argc, char **argv) {
     g.connections = 1, g.loops = 1, g.idle_stop = 2, g.max_seconds = 60;
+    g.send_connections = 2;
     g.first_receive = INFINITY;
     size_t nh = 6; /* the pseudo-headers and the two gRPC ones come first */
-    const char *recv_path = NULL, *ack_path = NULL;
+    const char *recv_path = NULL, *ack_path = NULL, *send_path = NULL;
+    long body_offset = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
@@ -598,6 +864,16 @@ int main(int argc, char **argv) {
             g.max_seconds = atof(v);
         else if (!strcmp(a, "--dump-ids"))
             g.dump_path = v;
+        else if (!strcmp(a, "--send-request"))
+            send_path = v;
+        else if (!strcmp(a, "--body-offset"))
+            body_offset = atol(v);
+        else if (!strcmp(a, "--send-rate"))
+            g.send_rate = atof(v);
+        else if (!strcmp(a, "--send-seconds"))
+            g.send_seconds = atof(v);
+        else if (!strcmp(a, "--send-connections"))
+            g.send_connections = atoi(v);
         else if (!strcmp(a, "--header")) {
             /* "name: value"; HTTP/2 header names must be lower case */
             char *h = strdup(v), *colon = strchr(h, ':');
@@ -615,15 +891,22 @@ int main(int argc, char **argv) {
     }
     if (!g.host || !g.port || !recv_path || !ack_path || g.connections < 1 || g.loops < 1)
         usage();
+    g.send_mode = send_path != NULL;
+    if (g.send_mode ? body_offset < 0 || !(g.send_rate > 0) || !(g.send_seconds > 0)
+                          || g.send_connections < 1
+                    : body_offset >= 0 || g.send_rate || g.send_seconds)
+        usage();
     g.nv_len = nh;
 
-    buf_t payload = {0};
-    read_file(recv_path, &payload);
-    uint8_t hdr[5] = {0, (uint8_t)(payload.len >> 24), (uint8_t)(payload.len >> 16),
-                      (uint8_t)(payload.len >> 8), (uint8_t)payload.len};
-    buf_append(&g.receive, hdr, 5);
-    buf_append(&g.receive, payload.p, payload.len);
+    read_frame(recv_path, &g.receive);
     read_file(ack_path, &g.ack_prefix);
+    if (g.send_mode) {
+        read_frame(send_path, &g.send_req);
+        g.stamp_off = 5 + (size_t)body_offset;
+        if (g.stamp_off + 8 > g.send_req.len)
+            die("--body-offset %ld: no 8 bytes there in %s", body_offset, send_path);
+        g.send_total = (long)(g.send_rate * g.send_seconds + 0.5);
+    }
     if (g.dump_path && !(g.dump = fopen(g.dump_path, "w")))
         die("cannot write %s: %s", g.dump_path, strerror(errno));
 
@@ -637,37 +920,58 @@ int main(int argc, char **argv) {
     add_header(5, "te", "trailers");
     g.ack_nv[3].value = (uint8_t *)ACK_PATH;
     g.ack_nv[3].valuelen = strlen(ACK_PATH);
+    g.send_nv[3].value = (uint8_t *)SEND_PATH;
+    g.send_nv[3].valuelen = strlen(SEND_PATH);
 
-    nghttp2_session_callbacks *cbs;
+    nghttp2_session_callbacks *cbs, *send_cbs;
     nghttp2_session_callbacks_new(&cbs);
     nghttp2_session_callbacks_set_send_callback(cbs, on_send);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data);
     nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_close);
+    /* Send connections carry only sends: their streams' user data is a send_t. */
+    nghttp2_session_callbacks_new(&send_cbs);
+    nghttp2_session_callbacks_set_send_callback(send_cbs, on_send);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(send_cbs, on_send_data);
+    nghttp2_session_callbacks_set_on_header_callback(send_cbs, on_send_header);
+    nghttp2_session_callbacks_set_on_stream_close_callback(send_cbs, on_send_close);
 
-    conn_t *conns = calloc((size_t)g.connections, sizeof *conns);
-    struct pollfd *pfds = calloc((size_t)g.connections, sizeof *pfds);
+    /* The receive connections first, then (send mode) the send connections. */
+    int nconns = g.connections + (g.send_mode ? g.send_connections : 0);
+    conn_t *conns = calloc((size_t)nconns, sizeof *conns);
+    struct pollfd *pfds = calloc((size_t)nconns, sizeof *pfds);
     for (int i = 0; i < g.connections; i++)
-        conn_open(&conns[i], cbs);
+        conn_open(&conns[i], cbs, g.loops);
+    conn_t *senders = conns + g.connections;
+    for (int i = g.connections; i < nconns; i++)
+        conn_open(&conns[i], send_cbs, 0);
+    g.send_start = now_mono() + SEND_SETTLE_S;
 
     /* --max-seconds is a hard stop: whatever is in flight then is abandoned (not acked). */
     double deadline = now_mono() + g.max_seconds;
     for (;;) {
-        double left = deadline - now_mono();
+        double now = now_mono(), left = deadline - now;
         if (left <= 0)
             break;
-        int busy = 0; /* connections with a stream open */
-        for (int i = 0; i < g.connections; i++) {
+        if (g.send_mode) {
+            send_due(senders, now);
+            check_stop_receiving(now);
+        }
+        int busy = 0; /* connections with a stream open (or, sending, a send to come) */
+        for (int i = 0; i < nconns; i++) {
             conn_t *c = &conns[i];
             pfds[i].fd = -1;
             if (c->dead)
                 continue;
             int active = 0;
-            for (int j = 0; j < g.loops; j++) {
-                if (c->loops[j].pending)
-                    advance(&c->loops[j]);
-                active |= c->loops[j].stream_id != 0;
+            for (int j = 0; j < c->nloops; j++) {
+                loop_t *l = &c->loops[j];
+                if (l->pending && now >= l->retry_at)
+                    advance(l);
+                active |= l->stream_id != 0 || l->pending;
             }
+            if (c->sender)
+                active = g.send_next < g.send_total || c->in_flight > 0;
             if (nghttp2_session_send(c->session)) {
                 conn_fail(c, "send failed");
                 continue;
@@ -678,17 +982,25 @@ int main(int argc, char **argv) {
                 pfds[i].events = POLLIN | (nghttp2_session_want_write(c->session) ? POLLOUT : 0);
             }
         }
-        if (!busy)
+        if (!busy && !(g.send_mode && g.send_next < g.send_total))
             break;
-        if (poll(pfds, (nfds_t)g.connections, left > 0.1 ? 100 : (int)(left * 1000) + 1) < 0
-            && errno != EINTR)
+        /* Sleep until something arrives, at most 100 ms, and sending, no later than the next
+         * request is due (ppoll: poll's milliseconds are coarse next to 1/3000 s). */
+        double wait = left > 0.1 ? 0.1 : left;
+        if (g.send_mode && g.send_next < g.send_total) {
+            double due = g.send_start + (double)g.send_next / g.send_rate - now_mono();
+            if (due < wait)
+                wait = due > 0 ? due : 0;
+        }
+        struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
+        if (ppoll(pfds, (nfds_t)nconns, &ts, NULL) < 0 && errno != EINTR)
             die("poll: %s", strerror(errno));
-        for (int i = 0; i < g.connections; i++)
+        for (int i = 0; i < nconns; i++)
             if (pfds[i].fd >= 0 && (pfds[i].revents & (POLLIN | POLLERR | POLLHUP)))
                 conn_read(&conns[i]);
     }
 
-    for (int i = 0; i < g.connections; i++) {
+    for (int i = 0; i < nconns; i++) {
         if (!conns[i].dead) {
             nghttp2_session_terminate_session(conns[i].session, NGHTTP2_NO_ERROR);
             nghttp2_session_send(conns[i].session);
@@ -705,8 +1017,26 @@ int main(int argc, char **argv) {
                  + ru.ru_stime.tv_usec / 1e6;
     printf("{\"messages\": %ld, \"first_receive\": %.6f, \"last_message\": %.6f, "
            "\"receives\": %ld, \"empty_receives\": %ld, \"acks\": %ld, \"acked_messages\": %ld, "
-           "\"ack_failures\": %ld, \"errors\": %ld, \"cpu_s\": %.3f}\n",
+           "\"ack_failures\": %ld, \"errors\": %ld, \"cpu_s\": %.3f",
            g.messages, isinf(g.first_receive) ? 0.0 : g.first_receive, g.last_message,
            g.receives, g.empty, g.acks, g.acked, g.ack_failures, g.errors, cpu);
+    if (g.send_mode) {
+        /* Requests submitted over as many intervals of 1/R: exactly R when on schedule. */
+        double span = g.last_submit - g.send_start + 1 / g.send_rate;
+        char p[5][32];
+        qsort(g.send_lat.v, g.send_lat.len, sizeof *g.send_lat.v, cmp_double);
+        qsort(g.e2e.v, g.e2e.len, sizeof *g.e2e.v, cmp_double);
+        /* send_failures: every request due that did not succeed, those still unanswered at
+         * a --max-seconds stop included. */
+        printf(", \"sent\": %ld, \"send_failures\": %ld, \"achieved_rate\": %.1f, "
+               "\"send_late_max_ms\": %.3f, \"send_p50_ms\": %s, \"send_p99_ms\": %s, "
+               "\"e2e_count\": %zu, \"e2e_p50_ms\": %s, \"e2e_p99_ms\": %s, \"e2e_max_ms\": %s",
+               g.sent, g.send_next - g.sent, g.send_next ? (double)g.send_next / span : 0.0,
+               g.send_late_max * 1e3, pct_ms(&g.send_lat, 0.5, p[0], sizeof p[0]),
+               pct_ms(&g.send_lat, 0.99, p[1], sizeof p[1]), g.e2e.len,
+               pct_ms(&g.e2e, 0.5, p[2], sizeof p[2]), pct_ms(&g.e2e, 0.99, p[3], sizeof p[3]),
+               pct_ms(&g.e2e, 1.0, p[4], sizeof p[4]));
+    }
+    puts("}");
     return 0;
 }
