@@ -55,13 +55,15 @@ class CommitLog:
         first = self.files.first()
         return first.base if first is not None else self.write_pos
 
-    def read(self, offset: int, size: int) -> bytes:
-        """Up to ``size`` bytes at ``offset`` from the one segment holding it (b"" if gone)."""
+    def read(self, offset: int, size: int, cached_only: bool = False) -> bytes:
+        """Up to ``size`` bytes at ``offset`` from the one segment holding it (b"" if gone).
+        ``cached_only``: raise ``NotCached`` rather than wait for the disk."""
         seg = self.files.find(offset)
         if seg is None:
             return b""
         rel = offset - seg.base
-        return self.ops.pread(seg.fd, min(size, self.capacity - rel), rel)
+        pread = self.ops.pread_cached if cached_only else self.ops.pread
+        return pread(seg.fd, min(size, self.capacity - rel), rel)
 
     # -- recovery ----------------------------------------------------------------------------
     def scan(self, start: int, sink: RecordSink) -> ScanResult:

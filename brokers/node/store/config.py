@@ -24,6 +24,11 @@ HOURS: Final = 3600.0
 
 
 _IOV_MAX: Final = min(os.sysconf("SC_IOV_MAX"), 1024)
+_RWF_NOWAIT: Final[int | None] = getattr(os, "RWF_NOWAIT", None)  # Linux 4.14+
+
+
+class NotCached(Exception):
+    """A cached-only read would have waited for the disk (``FileOps.pread_cached``)."""
 _FALLOC_FL_KEEP_SIZE: Final = 1
 _fallocate: Callable[[int, int, int, int], int] | None = None
 
@@ -91,6 +96,24 @@ class FileOps:
 
     def pread(self, fd: int, size: int, pos: int) -> bytes:
         return os.pread(fd, size, pos)
+
+    def pread_cached(self, fd: int, size: int, pos: int) -> bytes:
+        """``pread`` that never waits for the disk (``preadv2`` with ``RWF_NOWAIT``): the bytes
+        when every page is in the page cache, else :class:`NotCached`. A short read (pages
+        missing at the end, or the end of the file) is NotCached too: the caller retries with
+        ``pread`` on a thread, which sorts out what it was."""
+        if _RWF_NOWAIT is None:
+            raise NotCached
+        buf = bytearray(size)
+        try:
+            n = os.preadv(fd, [buf], pos, _RWF_NOWAIT)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EOPNOTSUPP, errno.EINVAL):
+                raise NotCached from None
+            raise
+        if n < size:
+            raise NotCached
+        return bytes(buf)
 
     def fdatasync(self, fd: int) -> None:
         os.fdatasync(fd)

@@ -114,10 +114,12 @@ class ConsumeQueue:
             return None
         return ENTRY.unpack_from(raw, 0)  # type: ignore[return-value]
 
-    def read_raw(self, first: int, count: int) -> bytes:
-        """Raw bytes of entries [first, first + count), stopping early at a missing file."""
+    def read_raw(self, first: int, count: int, cached_only: bool = False) -> bytes:
+        """Raw bytes of entries [first, first + count), stopping early at a missing file.
+        ``cached_only``: raise ``NotCached`` rather than wait for the disk."""
         pos = first * ENTRY_SIZE
         want = count * ENTRY_SIZE
+        pread = self.ops.pread_cached if cached_only else self.ops.pread
         chunks: list[bytes] = []
         while want > 0:
             seg = self.files.find(pos)
@@ -125,7 +127,7 @@ class ConsumeQueue:
                 break
             rel = pos - seg.base
             n = min(want, self.files.capacity - rel)
-            data = self.ops.pread(seg.fd, n, rel)
+            data = pread(seg.fd, n, rel)
             chunks.append(data)
             if len(data) < n:
                 break
