@@ -25,12 +25,12 @@ HOURS: Final = 3600.0
 
 _IOV_MAX: Final = min(os.sysconf("SC_IOV_MAX"), 1024)
 _RWF_NOWAIT: Final[int | None] = getattr(os, "RWF_NOWAIT", None)  # Linux 4.14+
+_FALLOC_FL_KEEP_SIZE: Final = 1
+_fallocate: Callable[[int, int, int, int], int] | None = None
 
 
 class NotCached(Exception):
     """A cached-only read would have waited for the disk (``FileOps.pread_cached``)."""
-_FALLOC_FL_KEEP_SIZE: Final = 1
-_fallocate: Callable[[int, int, int, int], int] | None = None
 
 
 def _load_fallocate() -> Callable[[int, int, int, int], int] | None:
