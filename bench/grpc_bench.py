@@ -401,7 +401,7 @@ async def paced_latency(node: NodeProcess, rate: int, seconds: float) -> dict[st
     failures: list[int] = []
 
     async def one(i: int) -> None:
-        body = struct.pack("<d", time.time())  # as the native client + BODY[8:]
+        body = struct.pack("<d", time.time()) + BODY[8:]  # little-endian, as the native client
         req = spb.SendMessageRequest(messages=[pb.Message(
             topic=pb.Resource(resource_namespace=NS, name=topic), body=body,
             system_properties=pb.SystemProperties(message_id=f"01LAT{i:010d}",
@@ -581,20 +581,26 @@ class Cpu:
                 f"server {100 * self.cpu / wall:3.0f}% of a core{split}")
 
 
-def native_consume(node: NodeProcess, pid: int, tmp: Path, limit_s: float) -> None:
-    """Drain the backlog in group ``gn`` (its own copy of every message) with the native
-    receive+ack client, and print the rate over first receive to last message."""
+def _ack_prefix(group: str, topic: str) -> bytes:
+    """A serialized AckMessageRequest with group and topic only: the native client appends the
+    entries."""
     from rocketmq.grpc_protocol import definition_pb2 as pb
     from rocketmq.grpc_protocol import service_pb2 as spb
 
-    ack_prefix = spb.AckMessageRequest(group=pb.Resource(resource_namespace=NS, name="gn"),
-                                       topic=pb.Resource(resource_namespace=NS, name="bench"))
+    return spb.AckMessageRequest(group=pb.Resource(resource_namespace=NS, name=group),
+                                 topic=pb.Resource(resource_namespace=NS, name=topic)
+                                 ).SerializeToString()
+
+
+def native_consume(node: NodeProcess, pid: int, tmp: Path, limit_s: float) -> None:
+    """Drain the backlog in group ``gn`` (its own copy of every message) with the native
+    receive+ack client, and print the rate over first receive to last message."""
     try:
         with Cpu(pid) as cpu:
             r = consume_with_ack_native(
                 node.endpoint, signed_headers(),
                 _receive_request(32, 1, group="gn").SerializeToString(),
-                ack_prefix.SerializeToString(), connections=4, loops=2, idle_stop=1,
+                _ack_prefix("gn", "bench"), connections=4, loops=2, idle_stop=1,
                 max_seconds=limit_s, tmp=tmp / "native")
     except RuntimeError as exc:  # no compiler or no libnghttp2-dev: say so, run the rest
         print(f"consume + ack   : native client skipped: {exc}", flush=True)
@@ -609,19 +615,14 @@ def native_consume(node: NodeProcess, pid: int, tmp: Path, limit_s: float) -> No
 def native_paced(node: NodeProcess, pid: int, rate: int, seconds: float, tmp: Path) -> None:
     """Single sends at ``rate`` msgs/s and their consumption (receive + ack) from one native
     process: send latency and send -> receive latency without a Python client in the figure."""
-    from rocketmq.grpc_protocol import definition_pb2 as pb
-    from rocketmq.grpc_protocol import service_pb2 as spb
-
     topic, group = f"lat{rate}", f"glat{rate}"
     send, offset = timestamped_send_request(NS, topic)
-    ack_prefix = spb.AckMessageRequest(group=pb.Resource(resource_namespace=NS, name=group),
-                                       topic=pb.Resource(resource_namespace=NS, name=topic))
     try:
         with Cpu(pid) as cpu:
             r = paced_send_receive_native(
                 node.endpoint, signed_headers(), send, offset,
                 _receive_request(32, 1, topic=topic, group=group).SerializeToString(),
-                ack_prefix.SerializeToString(), rate, seconds, tmp=tmp / "native")
+                _ack_prefix(group, topic), rate, seconds, tmp=tmp / "native")
     except RuntimeError as exc:
         print(f"paced {rate:5d}/s   : native client skipped: {exc}", flush=True)
         return
