@@ -13,10 +13,13 @@ Measures, with 1 KiB bodies, against a real ``python -m brokers.node`` process o
 * consume with ack, receive of 32 + one AckMessage per batch, draining the backlog: from the
   native client (bench/native/consume_ack.c, 4 connections x 2 loops; needs libnghttp2-dev) in
   a group of its own, then from 2 grpc.aio consumer processes of 2 loops each: msgs/s;
-* send RPC latency at a paced 3k msgs/s from h2load (``--rps``; native client);
-* send -> receive latency and send RPC latency at a paced 3k msgs/s: from the native client
-  (sending and receiving + acking in one process), then from a grpc.aio sender with a consumer
+* send RPC latency at a steady 3k msgs/s from the native client (request i due at i/R over 8
+  connections, latency counted from the due time): sends alone, the headline p99;
+* the same with consumption running: send and send -> receive latency, the native client
+  sending and receiving + acking in one process; then a grpc.aio sender with a consumer
   process of two receive loops (Python clients on 2 shared cores: compare with the native);
+* h2load ``--rps`` at 3k msgs/s: h2load's per-client timers fire together, so it sends bursts
+  of ~32 requests every ~10 ms; its p99 is the time to drain such a burst, printed as that;
 * the store alone (in-process ``append`` / ``append_many``), and the ceilings of grpcio on this
   machine, driven by h2load like the node: a bare generic handler returning fixed bytes (unary,
   and a ReceiveMessage stream of 32 pre-serialized ~1 KiB messages), and the generated servicer
@@ -79,7 +82,8 @@ RECEIVE_PATH = "/apache.rocketmq.v2.MessagingService/ReceiveMessage"
 
 
 def bench_state(rates: tuple[int, ...] = (3000, 500)) -> dict[str, Any]:
-    lat_topics = {f"lat{r}": {"queues": 4} for r in rates}
+    # lat<rate>: paced sends consumed by glat<rate>; send<rate>: paced sends nobody consumes
+    lat_topics = {f"{kind}{r}": {"queues": 4} for r in rates for kind in ("lat", "send")}
     lat_groups = {f"glat{r}": {} for r in rates}
     return {
         "version": 1,
@@ -612,29 +616,41 @@ def native_consume(node: NodeProcess, pid: int, tmp: Path, limit_s: float) -> No
           f"[{cpu.per(n, wall=r['last_message'] - r['first_receive'])}]", flush=True)
 
 
-def native_paced(node: NodeProcess, pid: int, rate: int, seconds: float, tmp: Path) -> None:
-    """Single sends at ``rate`` msgs/s and their consumption (receive + ack) from one native
-    process: send latency and send -> receive latency without a Python client in the figure."""
-    topic, group = f"lat{rate}", f"glat{rate}"
+#: Connections the native paced sender spreads its requests over (round-robin): several
+#: producers' worth, so that the kernel spreads them over the node's front-end workers.
+PACED_SEND_CONNECTIONS = 8
+
+
+def native_paced(server: NodeProcess | EmptyServer, pid: int, rate: int, seconds: float,
+                 tmp: Path, *, consume: bool, label: str = "paced") -> None:
+    """Single sends at a steady ``rate`` msgs/s from the native client, latency counted from
+    each request's due time; with ``consume`` the same process also receives + acks them
+    (send -> receive latency), else it only sends (the send latency of the target)."""
+    topic, group = f"lat{rate}" if consume else f"send{rate}", f"glat{rate}"
     send, offset = timestamped_send_request(NS, topic)
     try:
         with Cpu(pid) as cpu:
             r = paced_send_receive_native(
-                node.endpoint, signed_headers(), send, offset,
+                server.endpoint, signed_headers(), send, offset,
                 _receive_request(32, 1, topic=topic, group=group).SerializeToString(),
-                _ack_prefix(group, topic), rate, seconds, tmp=tmp / "native")
+                _ack_prefix(group, topic), rate, seconds, tmp=tmp / "native",
+                connections=2 if consume else 0, send_connections=PACED_SEND_CONNECTIONS)
     except RuntimeError as exc:
-        print(f"paced {rate:5d}/s   : native client skipped: {exc}", flush=True)
+        print(f"{label} {rate:5d}/s   : native client skipped: {exc}", flush=True)
         return
 
     def ms(key: str) -> str:
         return "?" if r[key] is None else f"{r[key]:.2f}"
 
-    print(f"paced {rate:5d}/s   : native: achieved {r['achieved_rate']:.0f}/s, send p50 "
-          f"{ms('send_p50_ms')} ms p99 {ms('send_p99_ms')} ms; send->receive p50 "
-          f"{ms('e2e_p50_ms')} ms p99 {ms('e2e_p99_ms')} ms max {ms('e2e_max_ms')} ms "
-          f"({r['e2e_count']} of {r['sent']} received, {r['send_failures']} send failures)  "
-          f"[{cpu.per(max(r['sent'], 1))}]", flush=True)
+    line = (f"{label} {rate:5d}/s   : native, {'with' if consume else 'no'} consumers: achieved "
+            f"{r['achieved_rate']:.0f}/s, send p50 {ms('send_p50_ms')} ms p99 "
+            f"{ms('send_p99_ms')} ms")
+    if consume:
+        line += (f"; send->receive p50 {ms('e2e_p50_ms')} ms p99 {ms('e2e_p99_ms')} ms max "
+                 f"{ms('e2e_max_ms')} ms ({r['e2e_count']} of {r['sent']} received, "
+                 f"{r['receives']} receives)")
+    line += f" ({r['send_failures']} send failures)  [{cpu.per(max(r['sent'], 1))}]"
+    print(line, flush=True)
 
 
 def load() -> str:
@@ -644,13 +660,15 @@ def load() -> str:
 def h2load_paced(server: NodeProcess | EmptyServer, rate: int, secs: float, tmp: Path,
                  label: str, pid: int) -> None:
     """Single-message sends paced by h2load (16 connections at rate/16 each): print achieved rate
-    and send latency p50/p99 from h2load's per-request log."""
+    and send latency p50/p99 from h2load's per-request log. h2load's per-client timers fire
+    together, so the load comes in bursts (~32 requests every ~10 ms at 3k/s): the p99 is the
+    time the server takes to drain a burst, not the latency at a steady rate."""
     log = tmp / f"h2paced-{uuid.uuid4().hex}.log"
     with Cpu(pid) as cpu:
         r = run_h2load(server, 1, 0, 16, 8, tmp, duration_s=secs, log_file=log,
                        rps=max(1, rate // 16))
     lat = [int(line.split()[2]) / 1e6 for line in log.read_text().splitlines() if line.strip()]
-    print(f"{label} {rate:5d}/s  : achieved {r['req_s']:.0f}/s, send p50 {pct(lat, 0.5):.2f} ms "
+    print(f"{label} {rate:5d}/s  : bursts, achieved {r['req_s']:.0f}/s, send p50 {pct(lat, 0.5):.2f} ms "
           f"p99 {pct(lat, 0.99):.2f} ms ({r['succeeded']:.0f} ok)  [{cpu.per(r['succeeded'])}]",
           flush=True)
 
@@ -669,7 +687,9 @@ def ceilings(tmp: Path, q: bool, rates: tuple[int, ...]) -> None:
             print(f"ceiling bare unary (-c{c} -m{m}) : {r['req_s']:8.0f} RPCs/s  "
                   f"[{cpu.per(r['succeeded'])}]", flush=True)
         for rate in rates:
-            h2load_paced(bare, rate, n, tmp, "ceiling bare paced", bare.proc.pid)
+            native_paced(bare, bare.proc.pid, rate, n, tmp, consume=False,
+                         label="ceiling bare paced")
+            h2load_paced(bare, rate, n, tmp, "ceiling bare h2load", bare.proc.pid)
         second = EmptyServer(bare=True, port=bare.grpc_port)  # SO_REUSEPORT: grpc's default
         try:
             c0 = cpu_seconds(second.proc.pid)
@@ -784,13 +804,13 @@ def main() -> None:
                           f"Python: 2 processes x 2 loops x batch 32, one AckMessage per batch)  "
                           f"[{cpu.per(c['consumed'])}]", flush=True)
                 if "h2paced" in only:
-                    # Paced single-message sends from h2load: send latency without a Python
-                    # client's own limits in the figure.
+                    # h2load's bursts of ~32 requests (see h2load_paced).
                     for rate in args.rates:
                         h2load_paced(node, rate, secs, tmp, "h2load", pid)
                 if "paced" in only:
                     for rate in args.rates:
-                        native_paced(node, pid, rate, 3 if q else 10, tmp)
+                        native_paced(node, pid, rate, 5 if q else 15, tmp, consume=False)
+                        native_paced(node, pid, rate, 3 if q else 10, tmp, consume=True)
                         with Cpu(pid) as cpu:
                             lat = asyncio.run(paced_latency(node, rate, 3 if q else 10))
                         print(f"paced {rate:5d}/s   : Python: achieved {lat['achieved_rate']:.0f}/s, send "

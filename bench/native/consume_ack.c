@@ -11,12 +11,15 @@
  *
  * Send mode (--send-request): the same process also sends one message per SendMessage at a
  * fixed rate (request i is due at start + i/R) on --send-connections connections of its own,
- * round-robin, stamping each with its send time (8 bytes of the body at --body-offset: a
+ * round-robin, stamping each with its due time (8 bytes of the body at --body-offset: a
  * little-endian double of CLOCK_REALTIME seconds). Every received message then gives a
  * send -> receive latency from its body. The receive loops ignore --idle-stop: they stop once
  * sending is over and every sent message was received, or 3 s after sending ended. The JSON
  * line gains the send and end-to-end figures. One process for both sides keeps a client's own
- * queueing (a Python client's, on a shared machine) out of the figure.
+ * queueing (a Python client's, on a shared machine) out of the figure. Both latencies run from
+ * the request's due time, not from when this loop got to it, so a late client (or a server
+ * that kept the loop waiting) shows in them instead of shifting the schedule (no coordinated
+ * omission). --connections 0 in send mode sends only: send latency without consumers.
  *
  * Single-threaded: non-blocking sockets, poll(), one nghttp2 client session per connection.
  * The request payloads are protobuf bytes made by the caller (Python); only the few response
@@ -596,7 +599,7 @@ static void send_release(send_t *s) {
     g.free_sends = s;
 }
 
-static void submit_send(conn_t *c) {
+static void submit_send(conn_t *c, double due) {
     send_t *s = g.free_sends;
     if (s) {
         g.free_sends = s->next_free;
@@ -611,8 +614,8 @@ static void submit_send(conn_t *c) {
     s->in.len = 0;
     s->http_status = 0;
     s->grpc_status = -1;
-    put_le_double(s->req.p + g.stamp_off, now_real());
-    s->t0 = now_mono();
+    put_le_double(s->req.p + g.stamp_off, now_real() - (now_mono() - due));
+    s->t0 = due;
     nghttp2_data_provider dp = {.source.ptr = &s->out, .read_callback = read_body};
     int32_t id = nghttp2_submit_request(c->session, NULL, g.send_nv, g.nv_len, &dp, s);
     if (id < 0) {
@@ -642,7 +645,7 @@ static void send_due(conn_t *senders, double now) {
         g.send_next++;
         g.last_submit = now;
         if (c)
-            submit_send(c);
+            submit_send(c, due);
         else
             send_failed("no send connection left", 0);
     }
@@ -671,7 +674,7 @@ static int on_send_header(nghttp2_session *session, const nghttp2_frame *frame,
 }
 
 /* A send succeeded when grpc-status is 0 and SendMessageResponse.status.code is OK; its
- * latency runs from submission to the end of the response. */
+ * latency runs from its due time to the end of the response. */
 static int on_send_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
                          void *user) {
     (void)user;
@@ -889,9 +892,10 @@ int main(int argc, char **argv) {
         } else
             usage();
     }
-    if (!g.host || !g.port || !recv_path || !ack_path || g.connections < 1 || g.loops < 1)
-        usage();
     g.send_mode = send_path != NULL;
+    if (!g.host || !g.port || !recv_path || !ack_path || g.loops < 1
+        || g.connections < (g.send_mode ? 0 : 1))
+        usage();
     if (g.send_mode ? body_offset < 0 || !(g.send_rate > 0) || !(g.send_seconds > 0)
                           || g.send_connections < 1
                     : body_offset >= 0 || g.send_rate || g.send_seconds)
