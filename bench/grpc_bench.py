@@ -651,6 +651,8 @@ def native_paced(server: NodeProcess | EmptyServer, pid: int, rate: int, seconds
                  f"{r['receives']} receives)")
     line += f" ({r['send_failures']} send failures)  [{cpu.per(max(r['sent'], 1))}]"
     print(line, flush=True)
+    if r["send_failures"] and r.get("stderr"):
+        print("    client said: " + r["stderr"].splitlines()[0], flush=True)
 
 
 def load() -> str:

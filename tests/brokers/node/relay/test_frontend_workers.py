@@ -20,6 +20,8 @@ import pytest
 from rocketmq.grpc_protocol import definition_pb2 as pb
 from rocketmq.grpc_protocol import service_pb2 as spb
 
+from brokers.node.relay.pool import WORKER_GRPC_EXPERIMENTS, worker_environment
+
 from ..conftest import (
     ALL_ACCESS,
     PYTHON,
@@ -79,7 +81,10 @@ def test_node_serves_from_its_workers(start_node: Callable[..., NodeHandle]) -> 
     # The control-plane token stays in the core: the workers never see it.
     assert b"MQ_NODE_TOKEN=agent-secret" in Path(f"/proc/{node.process.pid}/environ").read_bytes()
     for pid in workers:
-        assert b"MQ_NODE_TOKEN" not in Path(f"/proc/{pid}/environ").read_bytes()
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert not any(v.startswith(b"MQ_NODE_TOKEN=") for v in environ)
+        # grpc polls its sockets on the completion-queue thread (pool.WORKER_GRPC_EXPERIMENTS)
+        assert f"GRPC_EXPERIMENTS={WORKER_GRPC_EXPERIMENTS}".encode() in environ
     assert "from 2 front-end worker(s)" in node.log_text()
     raw = RawClient(node.endpoint)
     try:
@@ -196,3 +201,12 @@ def _drain(call: grpc.Call) -> list[spb.ReceiveMessageResponse]:
         return list(call)  # type: ignore[call-overload]
     except grpc.RpcError:
         return []
+
+
+def test_worker_environment_keeps_the_operators_grpc_switches() -> None:
+    env = worker_environment({"GRPC_EXPERIMENTS": "-tcp_rcv_lowat", "MQ_NODE_TOKEN": "t",
+                              "PYTHONPATH": "/extra"})
+    assert env["GRPC_EXPERIMENTS"] == "-tcp_rcv_lowat"
+    assert "MQ_NODE_TOKEN" not in env
+    assert env["PYTHONPATH"].endswith(os.pathsep + "/extra")
+    assert worker_environment({})["GRPC_EXPERIMENTS"] == WORKER_GRPC_EXPERIMENTS
