@@ -18,6 +18,8 @@ Measures, with 1 KiB bodies, against a real ``python -m brokers.node`` process o
 * the same with consumption running: send and send -> receive latency, the native client
   sending and receiving + acking in one process; then a grpc.aio sender with a consumer
   process of two receive loops (Python clients on 2 shared cores: compare with the native);
+* the same at the lowest rate with 200 receives long-polling one group (20 connections x 10
+  loops): what many waiting consumers cost per message;
 * h2load ``--rps`` at 3k msgs/s: h2load's per-client timers fire together, so it sends bursts
   of ~32 requests every ~10 ms; its p99 is the time to drain such a burst, printed as that;
 * the store alone (in-process ``append`` / ``append_many``), and the ceilings of grpcio on this
@@ -82,9 +84,10 @@ RECEIVE_PATH = "/apache.rocketmq.v2.MessagingService/ReceiveMessage"
 
 
 def bench_state(rates: tuple[int, ...] = (3000, 500)) -> dict[str, Any]:
-    # lat<rate>: paced sends consumed by glat<rate>; send<rate>: paced sends nobody consumes
-    lat_topics = {f"{kind}{r}": {"queues": 4} for r in rates for kind in ("lat", "send")}
-    lat_groups = {f"glat{r}": {} for r in rates}
+    # lat<rate>: paced sends consumed by glat<rate>; send<rate>: paced sends nobody consumes;
+    # wait<rate>: paced sends consumed by gwait<rate>'s many waiting receives
+    lat_topics = {f"{kind}{r}": {"queues": 4} for r in rates for kind in ("lat", "send", "wait")}
+    lat_groups = {f"g{kind}{r}": {} for r in rates for kind in ("lat", "wait")}
     return {
         "version": 1,
         "namespaces": {NS: {
@@ -547,7 +550,8 @@ async def store_only(root: Path, durability: str, total: int) -> dict[str, float
 # --------------------------------------------------------------------------- main
 
 
-PHASES = ("ceiling", "store", "single", "batch", "sdk", "receive", "consume", "h2paced", "paced")
+PHASES = ("ceiling", "store", "single", "batch", "sdk", "receive", "consume", "h2paced", "paced",
+          "waiters")
 
 
 class Cpu:
@@ -622,11 +626,14 @@ PACED_SEND_CONNECTIONS = 8
 
 
 def native_paced(server: NodeProcess | EmptyServer, pid: int, rate: int, seconds: float,
-                 tmp: Path, *, consume: bool, label: str = "paced") -> None:
+                 tmp: Path, *, consume: bool, label: str = "paced",
+                 receive_loops: tuple[int, int] = (2, 2)) -> None:
     """Single sends at a steady ``rate`` msgs/s from the native client, latency counted from
     each request's due time; with ``consume`` the same process also receives + acks them
-    (send -> receive latency), else it only sends (the send latency of the target)."""
-    topic, group = f"lat{rate}" if consume else f"send{rate}", f"glat{rate}"
+    (send -> receive latency) with ``receive_loops`` = (connections, loops per connection)
+    long-polling receive loops, else it only sends (the send latency of the target)."""
+    kind = "send" if not consume else "wait" if label == "waiters" else "lat"
+    topic, group = f"{kind}{rate}", f"g{kind}{rate}"
     send, offset = timestamped_send_request(NS, topic)
     try:
         with Cpu(pid) as cpu:
@@ -634,7 +641,8 @@ def native_paced(server: NodeProcess | EmptyServer, pid: int, rate: int, seconds
                 server.endpoint, signed_headers(), send, offset,
                 _receive_request(32, 1, topic=topic, group=group).SerializeToString(),
                 _ack_prefix(group, topic), rate, seconds, tmp=tmp / "native",
-                connections=2 if consume else 0, send_connections=PACED_SEND_CONNECTIONS)
+                connections=receive_loops[0] if consume else 0, loops=receive_loops[1],
+                send_connections=PACED_SEND_CONNECTIONS)
     except RuntimeError as exc:
         print(f"{label} {rate:5d}/s   : native client skipped: {exc}", flush=True)
         return
@@ -642,7 +650,9 @@ def native_paced(server: NodeProcess | EmptyServer, pid: int, rate: int, seconds
     def ms(key: str) -> str:
         return "?" if r[key] is None else f"{r[key]:.2f}"
 
-    line = (f"{label} {rate:5d}/s   : native, {'with' if consume else 'no'} consumers: achieved "
+    who = (f"{receive_loops[0] * receive_loops[1]} receive loops" if consume
+           else "no consumers")
+    line = (f"{label} {rate:5d}/s   : native, {who}: achieved "
             f"{r['achieved_rate']:.0f}/s, send p50 {ms('send_p50_ms')} ms p99 "
             f"{ms('send_p99_ms')} ms")
     if consume:
@@ -821,6 +831,11 @@ def main() -> None:
                               f"{lat['e2e_p99_ms']:.1f} ms ({lat['received']:.0f} received, "
                               f"{lat['failed']:.0f} send errors)  "
                               f"[{cpu.per(lat['received'])}]", flush=True)
+                if "waiters" in only:
+                    # Many receives long-polling one group (20 connections x 10 loops): each
+                    # arrival wakes one of them (delivery/notify.py), not all 200.
+                    native_paced(node, pid, min(args.rates), 3 if q else 10, tmp, consume=True,
+                                 label="waiters", receive_loops=(20, 10))
             finally:
                 node.stop()
     finally:

@@ -639,11 +639,22 @@ class DeliveryEngine:
         want = max(1, min(max_messages, self._cfg.max_batch))
         loop = asyncio.get_running_loop()
         give_up = loop.time() + max(0, long_poll_ms) / 1000
+        # One waiting receive per consumer is woken per notification (notify.py).
+        wait_key = (group.key, client_id if group.broadcast else "")
+        # Finding nothing tells the consumer's other receives something only when this one
+        # looks at one queue. (A filter does not narrow it: the group's cursor moves past what
+        # the filter skips, as RocketMQ expects one subscription per group.)
+        one_queue = queue_id is not None and queue_id >= 0
+        woken = False
         while True:
             seen = self._notifier.version(topic)
             contended: list[Cursor] = []
             out = await self._collect(group, topic, client_id, want, invisible_ms, auto_renew,
                                       filter, queue_id, contended)
+            if woken and (len(out) >= want or (one_queue and not out)):
+                # Maybe more than this receive could take, or something it may not take: let
+                # the next receive of the consumer that was waiting look too.
+                self._notifier.pass_on(topic, wait_key)
             remaining = give_up - loop.time()
             if out or remaining <= 0 or not self._running:
                 return out
@@ -651,8 +662,9 @@ class DeliveryEngine:
                 # Skipped a cursor another receive was reading: it may hold a backlog, so wait
                 # for it to be released (not for a put, which may never come), then look again.
                 await _wait_idle(contended, remaining)
+                woken = False
                 continue
-            await self._notifier.wait(topic, seen, remaining)
+            woken = await self._notifier.wait(topic, seen, remaining, wait_key)
 
     async def _collect(self, group: ConsumerGroup, topic: str, client_id: str, want: int,
                        invisible_ms: int, auto_renew: bool, flt: MessageFilter,

@@ -265,3 +265,72 @@ async def test_auto_renew_keeps_invisible_until_release(harness) -> None:
     await harness.advance(1500)
     (again,) = await recv(e)
     assert again.delivery_attempt == 2
+
+
+async def test_a_put_wakes_one_waiting_receive_of_the_group_not_all(harness) -> None:
+    """As RocketMQ's long polling: one message, one woken receive per group; the others keep
+    waiting instead of each looking (and returning empty) for every arrival."""
+    e = harness.engine
+    other = ConsumerGroup("ns1", "g2")
+    waiting = [asyncio.create_task(recv(e, client=f"c{i}", long_poll_ms=5000)) for i in range(6)]
+    elsewhere = asyncio.create_task(recv(e, group=other, long_poll_ms=5000))
+    await asyncio.sleep(0.05)
+    await send(e, 1)
+    await asyncio.wait_for(elsewhere, 2)  # the other group's receive was woken too
+    assert bodies(elsewhere.result()) == [b"m0"]
+    await asyncio.sleep(0.05)
+    done = [t for t in waiting if t.done()]
+    assert len(done) == 1 and bodies(done[0].result()) == [b"m0"]
+    assert e._notifier.waiting(TOPIC, (G.key, "")) == 5  # noqa: SLF001
+    await send(e, 1, start=1)
+    await asyncio.sleep(0.05)
+    assert sum(t.done() for t in waiting) == 2
+    for t in waiting:
+        t.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
+
+
+async def test_a_burst_reaches_as_many_waiting_receives_as_it_needs(harness) -> None:
+    """A receive that fills its batch passes the wake-up on, so a burst larger than one batch
+    is spread over the waiting receives; each message goes out once."""
+    e = harness.engine
+    waiting = [asyncio.create_task(recv(e, n=2, client=f"c{i}", long_poll_ms=5000))
+               for i in range(5)]
+    await asyncio.sleep(0.05)
+    assert (await e.put_many([msg(i) for i in range(7)]))  # one notification for all seven
+    got = await asyncio.wait_for(asyncio.gather(*waiting[:4]), 2)
+    assert sorted(b for ds in got for b in bodies(ds)) == [f"m{i}".encode() for i in range(7)]
+    assert sorted(len(ds) for ds in got) == [1, 2, 2, 2]
+    assert not waiting[4].done()  # the batch of one left nothing: the chain stopped there
+    waiting[4].cancel()
+    await asyncio.gather(waiting[4], return_exceptions=True)
+
+
+async def test_broadcast_clients_are_each_woken(harness) -> None:
+    e = harness.engine
+    bc = ConsumerGroup("ns1", "bc", broadcast=True)
+    for client in ("x", "y"):
+        e.register_consumer(group=bc, topic=TOPIC, client_id=client)
+    harness.clock.advance(5)
+    waiting = [asyncio.create_task(recv(e, group=bc, client=c, long_poll_ms=5000))
+               for c in ("x", "y")]
+    await asyncio.sleep(0.05)
+    await send(e, 1)
+    got = await asyncio.wait_for(asyncio.gather(*waiting), 2)
+    assert [bodies(ds) for ds in got] == [[b"m0"], [b"m0"]]
+
+
+async def test_a_woken_receive_of_another_queue_passes_the_wake_up_on(harness) -> None:
+    """Receives of one group that each look at one queue: the message on queue 1 reaches the
+    receive of queue 1 at once, although the receive of queue 0 waited longer."""
+    e = harness.engine
+    on_0 = asyncio.create_task(recv(e, client="c0", queue_id=0, long_poll_ms=5000))
+    await asyncio.sleep(0.02)
+    on_1 = asyncio.create_task(recv(e, client="c1", queue_id=1, long_poll_ms=5000))
+    await asyncio.sleep(0.02)
+    await send(e, 1, queue=1)  # wakes the oldest waiter first: the one on queue 0
+    got = await asyncio.wait_for(on_1, 2)
+    assert bodies(got) == [b"m0"]
+    assert not on_0.done()
+    on_0.cancel()
+    await asyncio.gather(on_0, return_exceptions=True)
