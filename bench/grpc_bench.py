@@ -76,6 +76,7 @@ from native_consume import (  # noqa: E402
 )
 
 from brokers.node.eventloop import run as run_on_loop  # noqa: E402
+from brokers.node.relay.pool import worker_environment  # noqa: E402
 
 AK, SK, NS = "AK_BENCH", "sk-bench-0123456789", "bench"
 BODY = b"x" * 1024
@@ -507,9 +508,10 @@ class EmptyServer:
 
     def __init__(self, bare: bool = False, port: int | None = None) -> None:
         self.grpc_port = port or free_port()
+        # grpc configured as the node's front-end workers configure it (GRPC_EXPERIMENTS)
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _BARE_SERVER if bare else _EMPTY_SERVER, str(self.grpc_port)],
-            stdout=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, text=True, env=worker_environment(dict(os.environ)))
         assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
 
     @property
@@ -736,7 +738,8 @@ def ceilings(tmp: Path, q: bool, rates: tuple[int, ...]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="small counts; < 90 s")
+    ap.add_argument("--quick", action="store_true",
+                    help="shorter phases: about 4-5 minutes for everything, both durabilities")
     ap.add_argument("--durability", choices=("sync", "async", "both"), default="both")
     ap.add_argument("--rates", type=int, nargs="+", default=[3000, 500],
                     help="paced send rates (msgs/s) for the latency phase")
