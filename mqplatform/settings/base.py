@@ -63,14 +63,16 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'd
 DATABASES["default"].setdefault("CONN_MAX_AGE", 0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default has three writers (web, worker, beat): WAL lets readers run beside
-    # a writer, IMMEDIATE transactions take the write lock up front (a deferred transaction that
-    # upgrades fails at once with "database is locked" instead of waiting), and the timeout
-    # makes writers queue rather than fail.
+    # a writer (switched on by mqplatform.sqlite, which retries the switch when the processes
+    # open a fresh database at once), IMMEDIATE transactions take the write lock up front (a
+    # deferred transaction that upgrades fails at once with "database is locked" instead of
+    # waiting), and the timeout makes writers queue rather than fail.
+    DATABASES["default"]["ENGINE"] = "mqplatform.sqlite"
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "timeout": 20,
             "transaction_mode": "IMMEDIATE",
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
+            "init_command": "PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
         }
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
