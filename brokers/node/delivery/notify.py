@@ -87,31 +87,37 @@ class TopicNotifier:
         return fut.result()
 
     def _wake_one(self, topic: str, key: WaitKey) -> None:
-        by_key = self._waiters.get(topic)
-        waiters = by_key.get(key) if by_key else None
+        waiters = self._queue(topic, key)
+        if not waiters:
+            return
         version = self.version(topic)
         while waiters and waiters[0][1] < version:  # waiting since before that notification
             fut = waiters.popleft()[0]
             if not fut.done():
                 fut.set_result(True)
                 break
-        if by_key is not None and waiters is not None and not waiters:
-            del by_key[key]
-            if not by_key:
-                del self._waiters[topic]
+        self._drop_if_empty(topic, key, waiters)
 
     def _forget(self, topic: str, key: WaitKey,
                 entry: tuple[asyncio.Future[bool], int]) -> None:
-        by_key = self._waiters.get(topic)
-        waiters = by_key.get(key) if by_key else None
+        waiters = self._queue(topic, key)
         if not waiters:
             return
         try:
             waiters.remove(entry)
         except ValueError:
             return  # already taken off by a wake-up
+        self._drop_if_empty(topic, key, waiters)
+
+    def _queue(self, topic: str, key: WaitKey) -> deque[tuple[asyncio.Future[bool], int]] | None:
+        by_key = self._waiters.get(topic)
+        return by_key.get(key) if by_key else None
+
+    def _drop_if_empty(self, topic: str, key: WaitKey,
+                       waiters: deque[tuple[asyncio.Future[bool], int]]) -> None:
         if not waiters:
-            del by_key[key]  # type: ignore[union-attr]
+            by_key = self._waiters[topic]
+            del by_key[key]
             if not by_key:
                 del self._waiters[topic]
 
