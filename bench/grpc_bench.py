@@ -629,12 +629,14 @@ PACED_SEND_CONNECTIONS = 8
 
 def native_paced(server: NodeProcess | EmptyServer, pid: int, rate: int, seconds: float,
                  tmp: Path, *, consume: bool, label: str = "paced",
-                 receive_loops: tuple[int, int] = (2, 2)) -> None:
+                 receive_loops: tuple[int, int] = (2, 2), topics: str = "lat") -> None:
     """Single sends at a steady ``rate`` msgs/s from the native client, latency counted from
     each request's due time; with ``consume`` the same process also receives + acks them
     (send -> receive latency) with ``receive_loops`` = (connections, loops per connection)
-    long-polling receive loops, else it only sends (the send latency of the target)."""
-    kind = "send" if not consume else "wait" if label == "waiters" else "lat"
+    long-polling receive loops, else it only sends (the send latency of the target).
+    ``topics`` names the topic and group consumed (``bench_state``); sends alone go to
+    ``send<rate>``, which nobody consumes."""
+    kind = topics if consume else "send"
     topic, group = f"{kind}{rate}", f"g{kind}{rate}"
     send, offset = timestamped_send_request(NS, topic)
     try:
@@ -838,7 +840,7 @@ def main() -> None:
                     # Many receives long-polling one group (20 connections x 10 loops): each
                     # arrival wakes one of them (delivery/notify.py), not all 200.
                     native_paced(node, pid, min(args.rates), 3 if q else 10, tmp, consume=True,
-                                 label="waiters", receive_loops=(20, 10))
+                                 label="waiters", receive_loops=(20, 10), topics="wait")
             finally:
                 node.stop()
     finally:
