@@ -54,9 +54,11 @@ _RUN_MAX_GAP = 64 * 1024
 _RUN_MAX_BYTES = 1024 * 1024
 
 
-def _run_end(picked: list[tuple[int, int, int]], i: int, cap: int) -> int:
+def _run_end(picked: list[tuple[int, int, int]], i: int, cap: int,
+             max_span: int = _RUN_MAX_BYTES) -> int:
     """End (exclusive) of the run of ``picked`` (queue offset, commit-log offset, size) entries
-    from ``i`` that one pread serves: ascending, same segment, gaps <= _RUN_MAX_GAP."""
+    from ``i`` that one pread serves: ascending, same segment, gaps <= _RUN_MAX_GAP, spanning
+    at most ``max_span`` bytes of commit log (the first entry always belongs to the run)."""
     first = picked[i][1]
     seg = first // cap
     j = i + 1
@@ -64,7 +66,7 @@ def _run_end(picked: list[tuple[int, int, int]], i: int, cap: int) -> int:
     while j < len(picked):
         _q, off, size = picked[j]
         if not 0 <= off - prev_end <= _RUN_MAX_GAP or off // cap != seg \
-                or off + size - first > _RUN_MAX_BYTES:
+                or off + size - first > max_span:
             break
         prev_end = off + size
         j += 1
@@ -380,12 +382,21 @@ class MessageStore:
         read_bytes = 0
         i = 0
         while i < len(picked):
-            j = _run_end(picked, i, cap)
+            if cached_only:
+                # The loop reads at most INLINE_READ_MAX of commit log (records of interleaved
+                # queues included) and returns what that holds; the caller reads on from
+                # ``next_offset``. Only a read that cannot start within it goes to the threads.
+                budget = INLINE_READ_MAX - read_bytes
+                if picked[i][2] > budget:
+                    if messages:
+                        return ReadResult(ReadStatus.FOUND, messages, picked[i][0], cq.min_offset, hi)
+                    raise NotCached
+                j = _run_end(picked, i, cap, min(budget, _RUN_MAX_BYTES))
+            else:
+                j = _run_end(picked, i, cap)
             start = picked[i][1]
             length = picked[j - 1][1] + picked[j - 1][2] - start
             read_bytes += length
-            if cached_only and read_bytes > INLINE_READ_MAX:
-                raise NotCached  # a big read is the reader threads' job
             data = (self.commitlog.read(start, length, cached_only)
                     if start >= self.commitlog.min_offset else b"")
             for qoff, cl_off, size in picked[i:j]:

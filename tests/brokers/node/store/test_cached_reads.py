@@ -83,12 +83,34 @@ async def test_a_read_that_would_wait_for_the_disk_gives_the_same_messages(confi
     assert cold.thread_reads >= 2 and warm.thread_reads == 0
 
 
-async def test_a_large_read_goes_to_the_reader_threads(config: StoreConfig) -> None:
+async def test_a_read_beyond_the_inline_budget_returns_what_fits_and_reads_on(
+        config: StoreConfig) -> None:
+    """The loop moves at most INLINE_READ_MAX of commit log per read: the read returns the
+    messages within it, and the next read starts where it stopped; nothing is skipped."""
     ops = CountingOps()
     body = os.urandom(64 * 1024)
     count = INLINE_READ_MAX // len(body) + 2
     store = await _store_with(replace(config, segment_bytes=64 * 1024 * 1024), ops, [body] * count)
-    res = await store.read(TOPIC, 0, 0, max_count=count, max_bytes=64 * 1024 * 1024)
-    assert len(res.messages) == count and all(bytes(m.body) == body for m in res.messages)
+    first = await store.read(TOPIC, 0, 0, max_count=count, max_bytes=64 * 1024 * 1024)
+    assert 0 < len(first.messages) < count
+    assert sum(len(m.body) for m in first.messages) <= INLINE_READ_MAX
+    assert first.next_offset == len(first.messages)
+    rest = await store.read(TOPIC, 0, first.next_offset, max_count=count,
+                            max_bytes=64 * 1024 * 1024)
+    got = [m.queue_offset for m in first.messages + rest.messages]
+    assert got == list(range(count))
+    assert all(bytes(m.body) == body for m in first.messages + rest.messages)
+    assert ops.thread_reads == 0
+    await store.close()
+
+
+async def test_a_record_larger_than_the_inline_budget_goes_to_the_reader_threads(
+        config: StoreConfig) -> None:
+    ops = CountingOps()
+    body = os.urandom(INLINE_READ_MAX + 1024)
+    store = await _store_with(replace(config, segment_bytes=64 * 1024 * 1024), ops, [body] * 2)
+    res = await store.read(TOPIC, 0, 0, max_count=2, max_bytes=64 * 1024 * 1024)
+    assert [bytes(m.body) for m in res.messages] == [body, body]
     assert ops.thread_reads >= 1
     await store.close()
+
