@@ -355,8 +355,10 @@ class MessageStore:
     def _read_sync(self, cq: ConsumeQueue, offset: int, hi: int, max_count: int, max_bytes: int,
                    tag_filter: Callable[[int], bool] | None,
                    cached_only: bool = False) -> ReadResult:
-        """The read itself (a reader thread; or the loop with ``cached_only``, which raises
-        ``NotCached`` before anything that could wait for the disk or take long)."""
+        """The read itself (a reader thread; or the loop with ``cached_only``, which reads from
+        the page cache only and at most INLINE_READ_MAX of commit log, returning the messages
+        within it, and raises ``NotCached`` when a read would wait for the disk or its first
+        record alone exceeds that budget)."""
         scan = min(hi - offset, max_count if tag_filter is None else max(max_count, MAX_FILTER_SCAN))
         raw = cq.read_raw(offset, scan, cached_only)
         lo = cq.min_offset
